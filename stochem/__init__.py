@@ -1,0 +1,28 @@
+"""stochem: EM with exact or sampled completion of the missing data, compiled with JAX.
+
+The public namespace only re-exports; see ``stochem.fit`` to start.
+"""
+
+from stochem import models
+from stochem.base import CompletionTransform, EMAlgorithm, EMInfo, EMState, MStepTransform
+from stochem.completion import exact, monte_carlo
+from stochem.em import build as build_em
+from stochem.driver import FitResult, Trace, fit
+from stochem.mstep import closed_form, gradient
+
+__all__ = [
+    "CompletionTransform",
+    "EMAlgorithm",
+    "EMInfo",
+    "EMState",
+    "FitResult",
+    "MStepTransform",
+    "Trace",
+    "build_em",
+    "closed_form",
+    "exact",
+    "fit",
+    "gradient",
+    "models",
+    "monte_carlo",
+]

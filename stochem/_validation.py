@@ -1,0 +1,116 @@
+"""Checks on user input, run on concrete values before anything is traced.
+
+Every check raises ``ValueError`` or ``TypeError`` with a message that names the
+argument and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+_DISTRIBUTION_ATOL = 1e-6
+
+
+def as_int(name: str, value, minimum: int) -> int:
+    """``value`` as a Python int ``>= minimum``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}.") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}.")
+    return value
+
+
+def as_float_array(name: str, value, *, allow_nan: bool = False) -> np.ndarray:
+    """``value`` as a float64 numpy array; rejects non-numeric input, inf, and NaN unless allowed."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}.") from None
+    if np.isinf(array).any():
+        raise ValueError(f"{name} contains inf; remove or replace the infinite entries.")
+    if not allow_nan and np.isnan(array).any():
+        raise ValueError(
+            f"{name} contains NaN, which this model does not accept as missing data; "
+            "drop those entries, or use MissingGaussian for vectors with missing components."
+        )
+    return array
+
+
+def as_count_array(name: str, value, *, low: int, high: int | None = None) -> np.ndarray:
+    """``value`` as an int64 array of whole numbers in ``[low, high]``."""
+    array = as_float_array(name, value)
+    if not np.all(array == np.round(array)):
+        raise ValueError(f"{name} must hold whole numbers, got non-integer entries.")
+    if array.size and array.min() < low:
+        raise ValueError(f"{name} must be >= {low}; found {array.min():g}. Negative counts are not allowed."
+                         if low == 0 else f"{name} must be >= {low}; found {array.min():g}.")
+    if high is not None and array.size and array.max() > high:
+        raise ValueError(f"{name} must be <= {high}; found {array.max():g}.")
+    return array.astype(np.int64)
+
+
+def check_ndim(name: str, array: np.ndarray, ndims: tuple[int, ...], what: str) -> None:
+    if array.ndim not in ndims:
+        raise ValueError(f"{name} must be {what}; got an array of shape {array.shape}.")
+
+
+def check_shape(name: str, array: np.ndarray, shape: tuple[int, ...], hint: str = "") -> None:
+    if array.shape != tuple(shape):
+        extra = f" {hint}" if hint else ""
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {array.shape}.{extra}")
+
+
+def check_probabilities(name: str, array: np.ndarray) -> None:
+    """Every entry in [0, 1]."""
+    if array.size and (array.min() < 0 or array.max() > 1):
+        raise ValueError(f"{name} must lie in [0, 1]; found values in [{array.min():g}, {array.max():g}].")
+
+
+def check_distribution(name: str, array: np.ndarray) -> None:
+    """Non-negative and summing to one along the last axis."""
+    if array.size and array.min() < 0:
+        raise ValueError(f"{name} must be non-negative (a probability distribution); found {array.min():g}.")
+    totals = array.sum(axis=-1)
+    if not np.allclose(totals, 1.0, atol=_DISTRIBUTION_ATOL):
+        raise ValueError(
+            f"{name} must sum to 1 along its last axis (a probability distribution); sums are "
+            f"{np.round(totals, 6).tolist()}. Divide by the sum to normalize."
+        )
+
+
+def check_positive_definite(name: str, matrices: np.ndarray) -> None:
+    """Symmetric positive definite along the last two axes."""
+    if not np.allclose(matrices, np.swapaxes(matrices, -1, -2), atol=1e-8):
+        raise ValueError(f"{name} must be symmetric.")
+    if np.linalg.eigvalsh(matrices).min() <= 0:
+        raise ValueError(f"{name} must be positive definite; add a small multiple of the identity.")
+
+
+def params_from_user(params_type, value, argument: str = "init"):
+    """Turn a params NamedTuple or a dict with the same field names into ``params_type``."""
+    fields = params_type._fields
+    if isinstance(value, params_type):
+        return value
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        value = value._asdict()
+    if not isinstance(value, dict):
+        raise TypeError(
+            f"{argument} must be a {params_type.__name__} or a dict with keys {list(fields)}, "
+            f"got {type(value).__name__}."
+        )
+    unknown = sorted(set(value) - set(fields))
+    missing = [name for name in fields if name not in value]
+    if unknown or missing:
+        raise ValueError(
+            f"{argument} must have exactly the keys {list(fields)}"
+            + (f"; unknown: {unknown}" if unknown else "")
+            + (f"; missing: {missing}" if missing else "")
+            + "."
+        )
+    return params_type(**{name: value[name] for name in fields})

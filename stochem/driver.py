@@ -1,0 +1,248 @@
+"""The driver: run EM compiled, for one seed or many seeds at once.
+
+The whole loop runs inside one ``jax.jit``: ``lax.scan`` for a fixed number of
+iterations, or ``lax.while_loop`` when a tolerance may stop it early. Several
+seeds run under ``jax.vmap`` in the same compiled program. The compiled program
+is cached on the (hashable) model, completion, M-step and loop settings, so a
+second call with the same shapes does not retrace.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from stochem import _validation
+from stochem.completion import exact
+from stochem.em import build, observed_loglik
+from stochem.mstep import closed_form
+
+# Number of times the EM loop has been traced; tests use it to prove that a
+# repeated call reuses the compiled program.
+trace_count = 0
+
+
+class Trace(NamedTuple):
+    """Per-iteration record of a run.
+
+    Attributes:
+        loglik: observed-data log-likelihood, shape ``[T + 1]`` (entry 0 is the
+            initial parameters; NaN where the model has no tractable likelihood).
+        params: the parameters stacked over iterations, leading axis ``T + 1``.
+    """
+
+    loglik: Any
+    params: Any
+
+
+class FitResult(NamedTuple):
+    """What ``fit`` returns.
+
+    Attributes:
+        params: final parameters.
+        trace: a :class:`Trace`.
+        num_iters: EM iterations run (``T``).
+        converged: whether the tolerance test stopped the run (always ``False``
+            when ``tol`` is ``None``).
+
+    With several seeds every field has a leading seed axis; ``num_iters`` and
+    ``converged`` are arrays, and trace entries past a seed's ``num_iters`` are
+    NaN.
+    """
+
+    params: Any
+    trace: Trace
+    num_iters: Any
+    converged: Any
+
+
+def _keys_from_user(key):
+    """Return ``(keys, batched)``; ``keys`` has a leading seed axis when batched.
+
+    Accepted: an int seed; a sequence / 1-D array of int seeds; a typed PRNG key
+    (scalar, or 1-D for several seeds); a raw ``uint32`` key of shape ``[2]`` or
+    ``[num_seeds, 2]``.
+    """
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.ndim > 1:
+            raise ValueError(f"key must be a scalar key or a 1-D array of keys, got shape {key.shape}.")
+        return key, key.ndim == 1
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.key(int(key)), False
+    array = np.asarray(key)
+    if array.dtype == np.uint32 and array.ndim in (1, 2) and array.shape[-1] == 2:
+        keys = jax.random.wrap_key_data(jnp.asarray(array))
+        return keys, array.ndim == 2
+    if array.ndim == 1 and array.size > 0 and np.issubdtype(array.dtype, np.integer):
+        return jax.vmap(jax.random.key)(jnp.asarray(array)), True
+    raise TypeError(
+        "key must be an int seed, a list of int seeds (one run per seed, vmapped), "
+        f"or a jax PRNG key / array of keys; got {key!r}."
+    )
+
+
+def _run_one(model, completion, mstep, fixed, num_iters, tol, key, init_params, data):
+    """One EM run (traced): returns ``(params, loglik_trace, params_trace, num_iters, converged)``."""
+    global trace_count
+    trace_count += 1
+    init_key, run_key = jax.random.split(key)
+    if init_params is None:
+        init_params = model.init_params(init_key, data)
+    algorithm = build(model, data, completion, mstep, fixed)
+    state = algorithm.init(init_params)
+
+    if tol is None:
+
+        def body(state, step_key):
+            new_state, info = algorithm.step(step_key, state)
+            return new_state, (info.loglik, state.params)
+
+        state, (logliks, params) = jax.lax.scan(body, state, jax.random.split(run_key, num_iters))
+        final_loglik = observed_loglik(model, state.params, data)
+        logliks = jnp.append(logliks, final_loglik)
+        params = jax.tree_util.tree_map(
+            lambda stacked, last: jnp.concatenate([stacked, last[None]]), params, state.params
+        )
+        return state.params, logliks, params, jnp.asarray(num_iters), jnp.asarray(False)
+
+    # Tolerance stop inside the compiled loop: write iterates into buffers of
+    # length num_iters + 1 and stop once |ℓ(θ_t) − ℓ(θ_{t−1})| <= tol.
+    loglik_buffer = jnp.full((num_iters + 1,), jnp.nan)
+    params_buffer = jax.tree_util.tree_map(
+        lambda leaf: jnp.full((num_iters + 1,) + jnp.shape(leaf), jnp.nan, jnp.result_type(leaf, float)),
+        init_params,
+    )
+
+    def write(buffers, index, loglik, params):
+        loglik_buffer, params_buffer = buffers
+        return (
+            loglik_buffer.at[index].set(loglik),
+            jax.tree_util.tree_map(lambda buf, leaf: buf.at[index].set(leaf), params_buffer, params),
+        )
+
+    def keep_going(carry):
+        iteration, _, _, converged, _ = carry
+        return (iteration < num_iters) & ~converged
+
+    def body(carry):
+        iteration, state, previous_loglik, _, buffers = carry
+        new_state, info = algorithm.step(jax.random.fold_in(run_key, iteration), state)
+        buffers = write(buffers, iteration, info.loglik, state.params)
+        converged = (iteration > 0) & (jnp.abs(info.loglik - previous_loglik) <= tol)
+        return iteration + 1, new_state, info.loglik, converged, buffers
+
+    start = (jnp.asarray(0), state, jnp.asarray(jnp.nan), jnp.asarray(False), (loglik_buffer, params_buffer))
+    iterations, state, _, converged, buffers = jax.lax.while_loop(keep_going, body, start)
+    loglik_buffer, params_buffer = write(
+        buffers, iterations, observed_loglik(model, state.params, data), state.params
+    )
+    return state.params, loglik_buffer, params_buffer, iterations, converged
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(model, completion, mstep, fixed, num_iters, tol, batched, has_init):
+    run = functools.partial(_run_one, model, completion, mstep, fixed, num_iters, tol)
+    if batched:
+        run = jax.vmap(run, in_axes=(0, None, None))
+    if has_init:
+        return jax.jit(run)
+    return jax.jit(lambda key, data: run(key, None, data))
+
+
+def fit(
+    model,
+    data,
+    *,
+    completion=None,
+    mstep=None,
+    init=None,
+    key=0,
+    num_iters: int = 100,
+    tol: float | None = None,
+    fixed=(),
+) -> FitResult:
+    """Fit ``model`` to ``data`` by EM with the chosen completion and M-step.
+
+    Args:
+        model: a stochem model, e.g. ``stochem.models.GaussianMixture(2)``.
+        data: the observed data, in the form the model documents.
+        completion: the E-step; ``stochem.exact()`` (default) or
+            ``stochem.monte_carlo(num_samples)``.
+        mstep: the M-step; default ``stochem.closed_form()`` for models that
+            have one, or ``stochem.gradient(optimizer, num_steps)``.
+        init: initial parameters, the model's params NamedTuple or a dict with
+            the same field names. ``None`` uses the model's documented seeded
+            initialization (each seed draws its own start).
+        key: an int seed, or a list of int seeds / an array of PRNG keys to run
+            one EM per seed, vmapped in a single compiled program.
+        num_iters: maximum number of EM iterations ``T``.
+        tol: stop once the observed-data log-likelihood changes by at most
+            ``tol`` between iterations (needs a tractable likelihood). ``None``
+            runs exactly ``num_iters`` iterations.
+        fixed: names of parameter fields kept at their initial values, e.g.
+            ``("weights",)``.
+
+    Returns:
+        A :class:`FitResult`. With a single seed the trace has length
+        ``num_iters + 1`` (entry 0 is ``init``); with several seeds every field
+        gains a leading seed axis.
+
+    Example:
+        >>> import stochem as se
+        >>> model = se.models.BinomialMixture(num_components=2, num_trials=10)
+        >>> result = se.fit(model, [5, 9, 8, 4, 7], init={"weights": [0.5, 0.5],
+        ...                 "probs": [0.6, 0.5]}, num_iters=10, fixed=("weights",))
+        >>> [round(float(p), 2) for p in result.params.probs]
+        [0.8, 0.52]
+    """
+    completion = exact() if completion is None else completion
+    if not callable(completion):
+        raise TypeError(f"completion must be a completion such as stochem.exact(), got {completion!r}.")
+    if mstep is None:
+        if not hasattr(model, "m_step"):
+            raise TypeError(
+                f"{type(model).__name__} has no closed-form M-step; pass "
+                "mstep=stochem.gradient(optax.adam(...), num_steps=...)."
+            )
+        mstep = closed_form()
+    num_iters = _validation.as_int("num_iters", num_iters, minimum=0 if tol is None else 1)
+    if tol is not None:
+        tol = float(tol)
+        if not tol >= 0:
+            raise ValueError(f"tol must be a non-negative number or None, got {tol}.")
+        if not hasattr(model, "log_marginal"):
+            raise ValueError(
+                "tol needs the observed-data log-likelihood, which this model cannot compute; "
+                "use tol=None and a fixed num_iters."
+            )
+    if isinstance(fixed, str):
+        fixed = (fixed,)
+    fixed = tuple(fixed)
+    unknown = [name for name in fixed if name not in model.params_type._fields]
+    if unknown:
+        raise ValueError(
+            f"fixed names unknown parameters {unknown}; {type(model).__name__} has "
+            f"{list(model.params_type._fields)}."
+        )
+    if fixed and init is None:
+        raise ValueError("fixed parameters need their values: pass init= with them.")
+
+    data = model.prepare_data(data)
+    keys, batched = _keys_from_user(key)
+    runner = _compiled(model, completion, mstep, fixed, num_iters, tol, batched, init is not None)
+    if init is None:
+        outputs = runner(keys, data)
+    else:
+        outputs = runner(keys, model.prepare_params(init, data), data)
+    final_params, logliks, params_trace, iterations, converged = outputs
+    if not batched and tol is not None:
+        length = int(iterations) + 1
+        logliks = logliks[:length]
+        params_trace = jax.tree_util.tree_map(lambda leaf: leaf[:length], params_trace)
+    if not batched:
+        iterations, converged = int(iterations), bool(converged)
+    return FitResult(final_params, Trace(logliks, params_trace), iterations, converged)

@@ -1,0 +1,103 @@
+"""Gradient M-step: ascend Q(θ) with any optax optimizer.
+
+Q(θ) is the model's expected complete-data log-likelihood written through its
+sufficient statistics, ``model.complete_loglik(params, stats)``. The ascent runs
+in unconstrained space: each parameter field is mapped through the bijection of
+its constraint (``model.constraints``, numpyro constraints), so probabilities
+stay in (0, 1), weights on the simplex and covariances positive definite. The
+optimizer state is carried from one EM iteration to the next (warm start).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import optax
+from numpyro.distributions.transforms import biject_to
+
+from stochem.base import MStepTransform
+
+
+def to_unconstrained(model, params):
+    """Map each field of ``params`` to unconstrained space (a dict by field name)."""
+    return {
+        name: biject_to(constraint).inv(getattr(params, name))
+        for name, constraint in model.constraints.items()
+    }
+
+
+def to_constrained(model, params_like, unconstrained):
+    """Inverse of :func:`to_unconstrained`, filling a params NamedTuple like ``params_like``."""
+    return params_like._replace(
+        **{
+            name: biject_to(constraint)(unconstrained[name])
+            for name, constraint in model.constraints.items()
+        }
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Gradient:
+    """Factory for the gradient M-step.
+
+    Attributes:
+        optimizer: an ``optax.GradientTransformation``; create it once and reuse
+            it, so that repeated fits share one compiled program.
+        num_steps: optimizer steps per EM iteration.
+    """
+
+    optimizer: Any
+    num_steps: int
+
+    def __post_init__(self):
+        if not isinstance(self.optimizer, optax.GradientTransformation):
+            raise TypeError(
+                "optimizer must be an optax.GradientTransformation, e.g. optax.adam(1e-2); "
+                f"got {type(self.optimizer).__name__}."
+            )
+        if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int) or self.num_steps < 1:
+            raise ValueError(f"num_steps must be a positive integer, got {self.num_steps!r}.")
+
+    def __call__(self, model):
+        for needed in ("complete_loglik", "constraints"):
+            if not hasattr(model, needed):
+                raise TypeError(
+                    f"mstep=gradient(...) needs a model with {needed}; "
+                    f"{type(model).__name__} has none."
+                )
+        optimizer, num_steps = self.optimizer, self.num_steps
+
+        def init(params):
+            return optimizer.init(to_unconstrained(model, params))
+
+        def update(stats, params, state):
+            def negative_q(unconstrained):
+                return -model.complete_loglik(to_constrained(model, params, unconstrained), stats)
+
+            def one_step(carry, _):
+                unconstrained, opt_state = carry
+                grads = jax.grad(negative_q)(unconstrained)
+                updates, opt_state = optimizer.update(grads, opt_state, unconstrained)
+                return (optax.apply_updates(unconstrained, updates), opt_state), None
+
+            start = to_unconstrained(model, params)
+            (unconstrained, state), _ = jax.lax.scan(one_step, (start, state), None, length=num_steps)
+            return to_constrained(model, params, unconstrained), state
+
+        return MStepTransform(init, update)
+
+
+def gradient(optimizer, num_steps: int = 1) -> Gradient:
+    """Maximize Q(θ) by ``num_steps`` optax steps per EM iteration (generalized EM).
+
+    Args:
+        optimizer: any ``optax.GradientTransformation``.
+        num_steps: inner optimizer steps per EM iteration.
+
+    Example:
+        >>> import optax, stochem as se
+        >>> mstep = se.gradient(optax.adam(0.05), num_steps=50)
+    """
+    return Gradient(optimizer, num_steps)
