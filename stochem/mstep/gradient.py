@@ -67,7 +67,10 @@ class Gradient:
                     f"mstep=gradient(...) needs a model with {needed}; "
                     f"{type(model).__name__} has none."
                 )
-        optimizer, num_steps = self.optimizer, self.num_steps
+        # Optimizers such as optax.lbfgs need the objective's value and the
+        # objective itself; plain ones ignore these extra arguments.
+        optimizer = optax.with_extra_args_support(self.optimizer)
+        num_steps = self.num_steps
 
         def init(params):
             return optimizer.init(to_unconstrained(model, params))
@@ -78,8 +81,10 @@ class Gradient:
 
             def one_step(carry, _):
                 unconstrained, opt_state = carry
-                grads = jax.grad(negative_q)(unconstrained)
-                updates, opt_state = optimizer.update(grads, opt_state, unconstrained)
+                value, grads = jax.value_and_grad(negative_q)(unconstrained)
+                updates, opt_state = optimizer.update(
+                    grads, opt_state, unconstrained, value=value, grad=grads, value_fn=negative_q
+                )
                 return (optax.apply_updates(unconstrained, updates), opt_state), None
 
             start = to_unconstrained(model, params)
@@ -93,7 +98,10 @@ def gradient(optimizer, num_steps: int = 1) -> Gradient:
     """Maximize Q(θ) by ``num_steps`` optax steps per EM iteration (generalized EM).
 
     Args:
-        optimizer: any ``optax.GradientTransformation``.
+        optimizer: any ``optax.GradientTransformation``; line-search optimizers
+            such as ``optax.lbfgs()`` work too (they receive the value of -Q
+            and -Q itself). L-BFGS reaches the exact maximizer in few steps;
+            adam with a constant rate keeps a small jitter around it.
         num_steps: inner optimizer steps per EM iteration.
 
     Example:
