@@ -114,3 +114,20 @@ def params_from_user(params_type, value, argument: str = "init"):
             + "."
         )
     return params_type(**{name: value[name] for name in fields})
+
+
+def check_observations_possible(name: str, log_joint_table) -> None:
+    """Every observation has positive probability: each row of ``log p(o_n, m_n = l)`` has a finite entry.
+
+    Args:
+        name: the argument that set the parameters (e.g. ``"init"``).
+        log_joint_table: ``[N, L]`` log joint probabilities of a finite-latent model.
+    """
+    row_max = np.max(np.asarray(log_joint_table), axis=-1)
+    impossible = np.flatnonzero(~np.isfinite(row_max))
+    if impossible.size:
+        raise ValueError(
+            f"{name} gives probability zero to {impossible.size} observation(s) (first at index "
+            f"{impossible[0]}), so the log-likelihood would be -inf; make the probabilities those "
+            "observations need positive."
+        )

@@ -1,5 +1,10 @@
 """Models: each offers the capabilities listed in :mod:`stochem.models.base`."""
 
 from stochem.models.binomial_mixture import BinomialMixture, BinomialMixtureParams
+from stochem.models.categorical_mixture import CategoricalMixture, CategoricalMixtureParams
+from stochem.models.dice_sum import DiceSum, DiceSumParams
+from stochem.models.shifted_die import ShiftedDie, ShiftedDieParams
 
-__all__ = ["BinomialMixture", "BinomialMixtureParams"]
+__all__ = ["BinomialMixture", "BinomialMixtureParams",
+           "CategoricalMixture", "CategoricalMixtureParams", "DiceSum", "DiceSumParams",
+           "ShiftedDie", "ShiftedDieParams"]
