@@ -54,9 +54,18 @@ class EMState(NamedTuple):
 
 
 class EMInfo(NamedTuple):
-    """What one EM step reports about the parameters it started from."""
+    """What one EM step reports.
 
-    loglik: Any  # observed-data log-likelihood at the step's input params (NaN if intractable)
+    Attributes:
+        loglik: observed-data log-likelihood at the step's input parameters
+            (NaN where it is intractable).
+        diagnostics: what the completion recorded this step (its state's
+            ``diagnostics`` field, e.g. the sample count in force and the Monte
+            Carlo standard errors), or an empty tuple.
+    """
+
+    loglik: Any
+    diagnostics: Any = ()
 
 
 class EMAlgorithm(NamedTuple):

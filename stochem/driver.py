@@ -10,6 +10,7 @@ second call with the same shapes does not retrace.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -17,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from stochem import _validation
-from stochem.completion import exact
-from stochem.em import build, observed_loglik
+from stochem.completion import Exact, exact
+from stochem.em import build, completion_diagnostics, observed_loglik
 from stochem.mstep import closed_form
 
 # Number of times the EM loop has been traced; tests use it to prove that a
@@ -33,10 +34,14 @@ class Trace(NamedTuple):
         loglik: observed-data log-likelihood, shape ``[T + 1]`` (entry 0 is the
             initial parameters; NaN where the model has no tractable likelihood).
         params: the parameters stacked over iterations, leading axis ``T + 1``.
+        diagnostics: what the completion recorded at each step, leading axis
+            ``T`` (e.g. ``num_samples`` and ``stats_stderr`` for sampled
+            completions; an empty tuple for exact completion).
     """
 
     loglik: Any
     params: Any
+    diagnostics: Any = ()
 
 
 class FitResult(NamedTuple):
@@ -86,7 +91,10 @@ def _keys_from_user(key):
 
 
 def _run_one(model, completion, mstep, fixed, num_iters, tol, key, init_params, data):
-    """One EM run (traced): returns ``(params, loglik_trace, params_trace, num_iters, converged)``."""
+    """One EM run (traced).
+
+    Returns ``(params, loglik_trace, params_trace, diagnostics_trace, num_iters, converged)``.
+    """
     global trace_count
     trace_count += 1
     init_key, run_key = jax.random.split(key)
@@ -99,29 +107,42 @@ def _run_one(model, completion, mstep, fixed, num_iters, tol, key, init_params, 
 
         def body(state, step_key):
             new_state, info = algorithm.step(step_key, state)
-            return new_state, (info.loglik, state.params)
+            return new_state, (info.loglik, state.params, info.diagnostics)
 
-        state, (logliks, params) = jax.lax.scan(body, state, jax.random.split(run_key, num_iters))
+        state, (logliks, params, diagnostics) = jax.lax.scan(
+            body, state, jax.random.split(run_key, num_iters)
+        )
         final_loglik = observed_loglik(model, state.params, data)
         logliks = jnp.append(logliks, final_loglik)
         params = jax.tree_util.tree_map(
             lambda stacked, last: jnp.concatenate([stacked, last[None]]), params, state.params
         )
-        return state.params, logliks, params, jnp.asarray(num_iters), jnp.asarray(False)
+        return state.params, logliks, params, diagnostics, jnp.asarray(num_iters), jnp.asarray(False)
 
     # Tolerance stop inside the compiled loop: write iterates into buffers of
     # length num_iters + 1 and stop once |ℓ(θ_t) − ℓ(θ_{t−1})| <= tol.
-    loglik_buffer = jnp.full((num_iters + 1,), jnp.nan)
-    params_buffer = jax.tree_util.tree_map(
-        lambda leaf: jnp.full((num_iters + 1,) + jnp.shape(leaf), jnp.nan, jnp.result_type(leaf, float)),
-        init_params,
+    def empty_buffer(leaf, length):
+        dtype = jnp.result_type(leaf)
+        fill = jnp.nan if jnp.issubdtype(dtype, jnp.inexact) else 0
+        return jnp.full((length,) + jnp.shape(leaf), fill, dtype)
+
+    buffers = (
+        jnp.full((num_iters + 1,), jnp.nan),
+        jax.tree_util.tree_map(lambda leaf: empty_buffer(jnp.asarray(leaf, float), num_iters + 1), init_params),
+        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, num_iters),
+                               completion_diagnostics(state.completion_state)),
     )
 
-    def write(buffers, index, loglik, params):
-        loglik_buffer, params_buffer = buffers
+    def write(buffers, index, loglik, params, diagnostics=None):
+        loglik_buffer, params_buffer, diagnostics_buffer = buffers
+        if diagnostics is not None:
+            diagnostics_buffer = jax.tree_util.tree_map(
+                lambda buf, leaf: buf.at[index].set(leaf), diagnostics_buffer, diagnostics
+            )
         return (
             loglik_buffer.at[index].set(loglik),
             jax.tree_util.tree_map(lambda buf, leaf: buf.at[index].set(leaf), params_buffer, params),
+            diagnostics_buffer,
         )
 
     def keep_going(carry):
@@ -131,16 +152,16 @@ def _run_one(model, completion, mstep, fixed, num_iters, tol, key, init_params, 
     def body(carry):
         iteration, state, previous_loglik, _, buffers = carry
         new_state, info = algorithm.step(jax.random.fold_in(run_key, iteration), state)
-        buffers = write(buffers, iteration, info.loglik, state.params)
+        buffers = write(buffers, iteration, info.loglik, state.params, info.diagnostics)
         converged = (iteration > 0) & (jnp.abs(info.loglik - previous_loglik) <= tol)
         return iteration + 1, new_state, info.loglik, converged, buffers
 
-    start = (jnp.asarray(0), state, jnp.asarray(jnp.nan), jnp.asarray(False), (loglik_buffer, params_buffer))
+    start = (jnp.asarray(0), state, jnp.asarray(jnp.nan), jnp.asarray(False), buffers)
     iterations, state, _, converged, buffers = jax.lax.while_loop(keep_going, body, start)
-    loglik_buffer, params_buffer = write(
+    logliks, params, diagnostics = write(
         buffers, iterations, observed_loglik(model, state.params, data), state.params
     )
-    return state.params, loglik_buffer, params_buffer, iterations, converged
+    return state.params, logliks, params, diagnostics, iterations, converged
 
 
 @functools.lru_cache(maxsize=64)
@@ -238,11 +259,32 @@ def fit(
         outputs = runner(keys, data)
     else:
         outputs = runner(keys, model.prepare_params(init, data), data)
-    final_params, logliks, params_trace, iterations, converged = outputs
+    final_params, logliks, params_trace, diagnostics, iterations, converged = outputs
     if not batched and tol is not None:
         length = int(iterations) + 1
         logliks = logliks[:length]
         params_trace = jax.tree_util.tree_map(lambda leaf: leaf[:length], params_trace)
+        diagnostics = jax.tree_util.tree_map(lambda leaf: leaf[: length - 1], diagnostics)
     if not batched:
         iterations, converged = int(iterations), bool(converged)
-    return FitResult(final_params, Trace(logliks, params_trace), iterations, converged)
+    if isinstance(completion, Exact):
+        warn_if_loglik_decreases(logliks)
+    return FitResult(final_params, Trace(logliks, params_trace, diagnostics), iterations, converged)
+
+
+def warn_if_loglik_decreases(logliks, relative_rounding: float = 1e-9) -> None:
+    """Warn when exact EM's log-likelihood falls by more than rounding (a bug or a degenerate start)."""
+    logliks = np.asarray(logliks, dtype=float)
+    if logliks.shape[-1] < 2:
+        return
+    scale = np.nanmax(np.abs(logliks), axis=-1, keepdims=True) + 1.0
+    drops = -np.diff(logliks, axis=-1) / scale
+    worst = np.nanmax(drops, initial=-np.inf)
+    if worst > relative_rounding:
+        warnings.warn(
+            f"exact EM's log-likelihood decreased by {worst:.3g} (relative) between iterations, more "
+            "than rounding; check reg_covar, degenerate components, or a fixed parameter that is "
+            "inconsistent with the data.",
+            RuntimeWarning,
+            stacklevel=3,
+        )

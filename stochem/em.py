@@ -24,6 +24,11 @@ def observed_loglik(model, params, data):
     return jnp.nan
 
 
+def completion_diagnostics(completion_state):
+    """The ``diagnostics`` a completion keeps in its state, or ``()``."""
+    return getattr(completion_state, "diagnostics", ())
+
+
 def keep_fixed(new_params, old_params, fixed):
     """Return ``new_params`` with the fields named in ``fixed`` taken from ``old_params``."""
     if not fixed:
@@ -61,6 +66,7 @@ def build(model, data, completion, mstep, fixed=()) -> EMAlgorithm:
         )
         new_params, mstep_state = mstep_transform.update(stats, state.params, state.mstep_state)
         new_params = keep_fixed(new_params, state.params, fixed)
-        return EMState(new_params, completion_state, mstep_state), EMInfo(loglik=loglik)
+        info = EMInfo(loglik=loglik, diagnostics=completion_diagnostics(completion_state))
+        return EMState(new_params, completion_state, mstep_state), info
 
     return EMAlgorithm(init, step)

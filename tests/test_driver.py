@@ -144,7 +144,7 @@ def test_fixed_without_init_is_rejected():
 
 @pytest.mark.parametrize("num_samples", [0, -3])
 def test_num_samples_below_one_is_rejected(num_samples):
-    with pytest.raises(ValueError, match="num_samples must be >= 1"):
+    with pytest.raises(ValueError, match=r"num_samples must be an integer >= 1.*stochastic EM"):
         se.monte_carlo(num_samples)
 
 

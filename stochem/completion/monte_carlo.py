@@ -1,95 +1,147 @@
 """Monte Carlo completion: the alternate EM principle.
 
 Instead of weighting every value of the missing data by P(m | o; θ), draw
-``num_samples`` completions ``m_s ~ P(m | o; θ)`` and average their sufficient
+``S`` completions ``m_s ~ P(m | o; θ)`` and average their sufficient
 statistics::
 
     S_hat = (1 / S) Σ_s T(o, m_s),    E[S_hat] = E[T(o, m) | o; θ].
 
-``num_samples=1`` is stochastic EM (Celeux & Diebolt 1985); large
-``num_samples`` is Monte Carlo EM (Wei & Tanner 1990).
+``S = 1`` is stochastic EM (Celeux & Diebolt 1985); large ``S`` is Monte Carlo
+EM (Wei & Tanner 1990). ``S`` may follow a schedule over iterations, e.g.
+geometric growth (:func:`geometric_samples`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import operator
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from stochem.base import CompletionTransform, EmptyState
-
-# Samples are drawn in batches of this many under ``lax.map``: memory stays
-# bounded by one batch of completions while small sample counts run fully
-# vectorized.
-_SAMPLE_BATCH = 16
+from stochem import _validation
+from stochem.base import CompletionTransform
+from stochem.completion.sampling import combine_draws, draw_stats
 
 
-def sampled_stats(model, key, params, data, num_samples: int):
-    """Sufficient statistics of ``num_samples`` posterior draws, stacked.
+class SamplingDiagnostics(NamedTuple):
+    """Recorded in ``FitResult.trace.diagnostics`` each iteration.
 
-    Returns:
-        A pytree like ``model.suff_stats(...)`` with a leading axis of length
-        ``num_samples``: entry ``s`` is ``T(o, m_s)``.
+    Attributes:
+        num_samples: the sample count in force.
+        stats_stderr: Monte Carlo standard error of each averaged statistic.
     """
 
-    def one_draw(draw_key):
-        return model.suff_stats(data, model.sample_latent(draw_key, params, data))
+    num_samples: Any
+    stats_stderr: Any
 
-    keys = jax.random.split(key, num_samples)
-    return jax.lax.map(one_draw, keys, batch_size=min(num_samples, _SAMPLE_BATCH))
+
+class MonteCarloState(NamedTuple):
+    count: Any  # iterations done
+    diagnostics: SamplingDiagnostics
+
+
+def require_capabilities(model, completion_name: str, *names: str) -> None:
+    """Raise a ``TypeError`` naming the first capability ``model`` lacks."""
+    for name in names:
+        if not hasattr(model, name):
+            raise TypeError(
+                f"completion={completion_name}(...) needs a model with {name}(...); "
+                f"{type(model).__name__} has none."
+            )
+
+
+def check_num_samples(num_samples, max_samples):
+    """Validate a fixed count or a schedule with its bound; return ``(num_samples, max_samples)``."""
+    if callable(num_samples):
+        if max_samples is None:
+            raise ValueError("a num_samples schedule needs max_samples, the largest count it may reach.")
+        return num_samples, _validation.as_int("max_samples", max_samples, minimum=1)
+    num_samples = _validation.as_int("num_samples", num_samples, minimum=1)
+    if max_samples is not None and max_samples != num_samples:
+        raise ValueError("max_samples only goes with a num_samples schedule; drop it for a fixed count.")
+    return num_samples, num_samples
+
+
+def sampling_diagnostics_like(model, params, data, key) -> SamplingDiagnostics:
+    """Zero diagnostics with the shapes a sampling completion records."""
+    stats = jax.eval_shape(lambda: model.suff_stats(data, model.sample_latent(key, params, data)))
+    zeros = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), stats)
+    return SamplingDiagnostics(num_samples=jnp.asarray(0), stats_stderr=zeros)
 
 
 @dataclasses.dataclass(frozen=True)
 class MonteCarlo:
-    """Factory for the sampled E-step with a fixed number of draws."""
+    """Factory for the sampled E-step (see :func:`monte_carlo`)."""
 
-    num_samples: int
+    num_samples: int | Callable
+    max_samples: int | None = None
 
     def __post_init__(self):
-        if isinstance(self.num_samples, bool) or not isinstance(self.num_samples, int):
-            try:
-                as_int = operator.index(self.num_samples)
-            except TypeError:
-                raise TypeError(
-                    f"num_samples must be a positive integer, got {self.num_samples!r}."
-                ) from None
-            object.__setattr__(self, "num_samples", as_int)
-        if self.num_samples < 1:
-            raise ValueError(
-                f"num_samples must be >= 1 (1 is stochastic EM), got {self.num_samples}."
-            )
+        try:
+            num_samples, max_samples = check_num_samples(self.num_samples, self.max_samples)
+        except (TypeError, ValueError) as error:
+            message = str(error)
+            if "num_samples must be an integer >= 1" in message:
+                message += " (1 is stochastic EM)"
+            raise type(error)(message) from None
+        object.__setattr__(self, "num_samples", num_samples)
+        object.__setattr__(self, "max_samples", max_samples)
 
     def __call__(self, model) -> CompletionTransform:
-        for needed in ("sample_latent", "suff_stats"):
-            if not hasattr(model, needed):
-                raise TypeError(
-                    f"completion=monte_carlo(...) needs a model with {needed}(...); "
-                    f"{type(model).__name__} has none. Use completion=mcmc(num_samples)."
-                )
-        num_samples = self.num_samples
+        require_capabilities(model, "monte_carlo", "sample_latent", "suff_stats")
+        schedule, max_samples = self.num_samples, self.max_samples
 
         def init(params, data):
-            del params, data
-            return EmptyState()
+            diagnostics = sampling_diagnostics_like(model, params, data, jax.random.key(0))
+            return MonteCarloState(count=jnp.asarray(0), diagnostics=diagnostics)
 
         def update(key, params, data, state):
-            per_draw = sampled_stats(model, key, params, data, num_samples)
-            return jax.tree_util.tree_map(lambda s: jnp.mean(s, axis=0), per_draw), state
+            num_samples = schedule(state.count) if callable(schedule) else schedule
+            drawn = draw_stats(model, key, params, data, num_samples, max_samples)
+            diagnostics = SamplingDiagnostics(jnp.asarray(drawn.num_samples), drawn.stderr())
+            return combine_draws(model, drawn), MonteCarloState(state.count + 1, diagnostics)
 
         return CompletionTransform(init, update)
 
 
-def monte_carlo(num_samples: int) -> MonteCarlo:
+def monte_carlo(num_samples, max_samples: int | None = None) -> MonteCarlo:
     """Complete the missing data by sampling it from P(m | o; θ).
 
     Args:
         num_samples: draws per observation and iteration (``1`` is stochastic
-            EM). A Python int: it fixes array shapes in the compiled loop.
+            EM): a Python int, or a schedule ``iteration -> count`` (e.g.
+            :func:`geometric_samples`) together with ``max_samples``.
+        max_samples: with a schedule, the largest count it may reach (the size
+            of the buffer the draws are kept in; counts are clipped to it).
 
     Example:
         >>> import stochem as se
         >>> completion = se.monte_carlo(100)
+        >>> growing = se.monte_carlo(se.geometric_samples(10, 1.2), max_samples=2000)
     """
-    return MonteCarlo(num_samples)
+    return MonteCarlo(num_samples, max_samples)
+
+
+def geometric_samples(initial: int, growth: float) -> Callable:
+    """Schedule ``S_k = ceil(initial · growth^k)``, a common MCEM choice (Booth & Hobert 1999).
+
+    Example:
+        >>> import stochem as se
+        >>> schedule = se.geometric_samples(10, 1.5)
+        >>> [int(schedule(k)) for k in range(4)]
+        [10, 15, 23, 34]
+    """
+    initial = _validation.as_int("initial", initial, minimum=1)
+    if not growth >= 1.0:
+        raise ValueError(f"growth must be >= 1 (sample counts do not shrink), got {growth}.")
+    return _GeometricSchedule(initial, float(growth))
+
+
+@dataclasses.dataclass(frozen=True)
+class _GeometricSchedule:
+    initial: int
+    growth: float
+
+    def __call__(self, count):
+        return jnp.ceil(self.initial * self.growth ** jnp.asarray(count, float) - 1e-9).astype(int)
