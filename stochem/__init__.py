@@ -5,7 +5,16 @@ The public namespace only re-exports; see ``stochem.fit`` to start.
 
 from stochem import models
 from stochem.base import CompletionTransform, EMAlgorithm, EMInfo, EMState, MStepTransform
-from stochem.completion import exact, monte_carlo
+from stochem.completion import (
+    StatsTransform,
+    chain,
+    exact,
+    geometric_samples,
+    monte_carlo,
+    robbins_monro,
+    saem,
+    saem_step_size,
+)
 from stochem.em import build as build_em
 from stochem.driver import FitResult, Trace, fit
 from stochem.mstep import closed_form, gradient
@@ -17,7 +26,13 @@ __all__ = [
     "EMState",
     "FitResult",
     "MStepTransform",
+    "StatsTransform",
     "Trace",
+    "chain",
+    "geometric_samples",
+    "robbins_monro",
+    "saem",
+    "saem_step_size",
     "build_em",
     "closed_form",
     "exact",

@@ -1,5 +1,6 @@
 """Completions (E-steps): exact expectations or averages over sampled completions."""
 
+from stochem.completion.chain import Chain, ChainState, StatsTransform, chain
 from stochem.completion.exact import Exact, exact
 from stochem.completion.monte_carlo import (
     MonteCarlo,
@@ -9,8 +10,26 @@ from stochem.completion.monte_carlo import (
     monte_carlo,
 )
 from stochem.completion.sampling import DrawnStats, draw_stats, sampled_stats
+from stochem.completion.stochastic_approximation import (
+    RobbinsMonro,
+    RobbinsMonroState,
+    SAEMStepSize,
+    robbins_monro,
+    saem,
+    saem_step_size,
+)
 
 __all__ = [
+    "Chain",
+    "ChainState",
+    "RobbinsMonro",
+    "RobbinsMonroState",
+    "SAEMStepSize",
+    "StatsTransform",
+    "chain",
+    "robbins_monro",
+    "saem",
+    "saem_step_size",
     "DrawnStats",
     "Exact",
     "MonteCarlo",

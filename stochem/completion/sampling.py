@@ -89,20 +89,21 @@ def draw_stats(model, key, params, data, num_samples, max_samples: int) -> Drawn
         num_samples: a Python int or traced int in ``1..max_samples``.
         max_samples: the buffer size (a Python int).
     """
-    num_batches = -(-max_samples // SAMPLE_BATCH)
+    batch_size = min(SAMPLE_BATCH, max_samples)
+    num_batches = -(-max_samples // batch_size)
     template = jax.eval_shape(lambda k: _one_draw_stats(model, k, params, data), key)
     buffer = jax.tree_util.tree_map(
-        lambda leaf: jnp.zeros((num_batches * SAMPLE_BATCH,) + leaf.shape, leaf.dtype), template
+        lambda leaf: jnp.zeros((num_batches * batch_size,) + leaf.shape, leaf.dtype), template
     )
     num_samples = jnp.clip(jnp.asarray(num_samples), 1, max_samples)
 
     def needed(carry):
         batch, _ = carry
-        return batch * SAMPLE_BATCH < num_samples
+        return batch * batch_size < num_samples
 
     def fill_batch(carry):
         batch, buffer = carry
-        indices = batch * SAMPLE_BATCH + jnp.arange(SAMPLE_BATCH)
+        indices = batch * batch_size + jnp.arange(batch_size)
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
         stats = jax.vmap(lambda k: _one_draw_stats(model, k, params, data))(keys)
         keep = indices < num_samples
@@ -110,7 +111,7 @@ def draw_stats(model, key, params, data, num_samples, max_samples: int) -> Drawn
             lambda s: jnp.where(keep.reshape((-1,) + (1,) * (s.ndim - 1)), s, 0), stats
         )
         buffer = jax.tree_util.tree_map(
-            lambda buf, s: jax.lax.dynamic_update_slice_in_dim(buf, s, batch * SAMPLE_BATCH, axis=0),
+            lambda buf, s: jax.lax.dynamic_update_slice_in_dim(buf, s, batch * batch_size, axis=0),
             buffer, stats,
         )
         return batch + 1, buffer

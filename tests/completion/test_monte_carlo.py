@@ -24,9 +24,9 @@ def test_completion_update_averages_the_draws():
     spreads = []
     for num_samples in (4, 64):
         transform = se.monte_carlo(num_samples)(MODEL)
-        update = jax.jit(transform.update)
-        heads = np.array([update(jax.random.key(seed), params, data, transform.init(params, data))[0].heads
-                          for seed in range(200)])
+        state = transform.init(params, data)
+        keys = jax.random.split(jax.random.key(num_samples), 200)
+        heads = np.asarray(jax.jit(jax.vmap(lambda key: transform.update(key, params, data, state)[0].heads))(keys))
         assert_mean_matches(heads, np.asarray(MODEL.expected_stats(params, data).heads))
         spreads.append(heads.std(axis=0))
     ratio = spreads[0] / spreads[1]

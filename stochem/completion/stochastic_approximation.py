@@ -1,0 +1,111 @@
+"""Stochastic approximation of the statistics: SAEM (Delyon, Lavielle & Moulines 1999).
+
+The statistics are smoothed across iterations by the Robbins–Monro recursion::
+
+    S_k = S_{k-1} + γ_k (Ŝ_k − S_{k-1}),
+
+where Ŝ_k are this iteration's (sampled) statistics. With Σ γ_k = ∞ and
+Σ γ_k² < ∞ the noise averages out and θ_k converges to a fixed point of exact
+EM; γ_k = 1 during a burn-in lets the chain travel first. The first statistics
+are taken as they are (γ_0 = 1 whatever the schedule), so S never mixes in its
+zero initial value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from stochem import _validation
+from stochem.completion.chain import StatsTransform, chain
+from stochem.completion.monte_carlo import monte_carlo
+
+
+class RobbinsMonroState(NamedTuple):
+    average: Any  # S_{k-1}
+    count: Any  # k
+
+
+@dataclasses.dataclass(frozen=True)
+class RobbinsMonro:
+    """Factory for the Robbins–Monro statistics transform (see :func:`robbins_monro`)."""
+
+    step_size: Callable
+
+    def __call__(self) -> StatsTransform:
+        step_size = self.step_size
+
+        def init(template):
+            zeros = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), template)
+            return RobbinsMonroState(average=zeros, count=jnp.asarray(0))
+
+        def update(stats, state):
+            gamma = jnp.where(state.count == 0, 1.0, jnp.asarray(step_size(state.count), dtype=float))
+            average = jax.tree_util.tree_map(
+                lambda old, new: old + gamma.astype(old.dtype) * (new - old), state.average, stats
+            )
+            return average, RobbinsMonroState(average, state.count + 1)
+
+        return StatsTransform(init, update)
+
+
+def robbins_monro(step_size: Callable) -> RobbinsMonro:
+    """Smooth statistics over iterations: ``S_k = S_{k-1} + γ_k (Ŝ_k − S_{k-1})``.
+
+    Args:
+        step_size: ``count -> γ`` (count starts at 0); optax schedules work as
+            they are.
+    """
+    if not callable(step_size):
+        raise TypeError(f"step_size must be a schedule count -> step size, got {step_size!r}.")
+    return RobbinsMonro(step_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class SAEMStepSize:
+    """γ_k = 1 for k < burn_in, then (k − burn_in + 1)^(−exponent)."""
+
+    burn_in: int
+    exponent: float
+
+    def __call__(self, count):
+        after_burn_in = jnp.maximum(jnp.asarray(count, float) - self.burn_in + 1.0, 1.0)
+        return jnp.where(count < self.burn_in, 1.0, after_burn_in ** (-self.exponent))
+
+
+def saem_step_size(burn_in: int = 20, exponent: float = 1.0) -> SAEMStepSize:
+    """The common SAEM schedule: γ = 1 for ``burn_in`` iterations, then ``(k − burn_in + 1)^−exponent``.
+
+    ``exponent`` must lie in (0.5, 1] for the Robbins–Monro conditions; 1 is
+    plain averaging of the post-burn-in statistics.
+
+    Example:
+        >>> import stochem as se
+        >>> gamma = se.saem_step_size(burn_in=2)
+        >>> [float(gamma(k)) for k in range(5)]
+        [1.0, 1.0, 1.0, 0.5, 0.3333333333333333]
+    """
+    burn_in = _validation.as_int("burn_in", burn_in, minimum=0)
+    if not 0.5 < exponent <= 1.0:
+        raise ValueError(f"exponent must lie in (0.5, 1] so that SAEM converges, got {exponent}.")
+    return SAEMStepSize(burn_in, float(exponent))
+
+
+def saem(sampler=None, step_size: Callable | None = None):
+    """SAEM: a sampling completion followed by Robbins–Monro smoothing of its statistics.
+
+    Args:
+        sampler: the sampling completion; default ``monte_carlo(1)``. Any
+            sampling completion works, MCMC included (MCMC-SAEM, Kuhn &
+            Lavielle 2004).
+        step_size: ``count -> γ``; default :func:`saem_step_size` ``()``.
+
+    Example:
+        >>> import stochem as se
+        >>> completion = se.saem(se.monte_carlo(1), se.saem_step_size(burn_in=50))
+    """
+    return chain(monte_carlo(1) if sampler is None else sampler,
+                 robbins_monro(saem_step_size() if step_size is None else step_size))

@@ -1,0 +1,69 @@
+"""SAEM and its pieces: Robbins–Monro smoothing, step-size schedules, chaining."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import stochem as se
+from tests.mc_checks import assert_mean_matches
+
+HEADS = [5, 9, 8, 4, 7, 2, 10, 6] * 4
+MODEL = se.models.BinomialMixture(num_components=2, num_trials=10)
+START = {"weights": [0.4, 0.6], "probs": [0.7, 0.35]}
+
+
+def test_robbins_monro_with_one_over_k_is_the_running_mean():
+    transform = se.robbins_monro(lambda count: 1.0 / (count + 1.0))()
+    sequence = np.random.default_rng(0).normal(size=(6, 3))
+    state = transform.init(jax.ShapeDtypeStruct((3,), jnp.float64))
+    for k, stats in enumerate(sequence):
+        smoothed, state = transform.update(jnp.asarray(stats), state)
+        np.testing.assert_allclose(smoothed, sequence[: k + 1].mean(axis=0), atol=1e-12)
+
+
+def test_first_statistics_are_taken_whole_whatever_the_schedule():
+    transform = se.robbins_monro(lambda count: 0.1)()
+    state = transform.init(jax.ShapeDtypeStruct((2,), jnp.float64))
+    smoothed, state = transform.update(jnp.array([3.0, 4.0]), state)
+    np.testing.assert_allclose(smoothed, [3.0, 4.0])
+    smoothed, _ = transform.update(jnp.array([13.0, 4.0]), state)
+    np.testing.assert_allclose(smoothed, [4.0, 4.0])
+
+
+def test_optax_schedules_are_accepted_as_they_are():
+    import optax
+
+    schedule = optax.polynomial_schedule(init_value=1.0, end_value=0.01, power=1.0, transition_steps=50)
+    result = se.fit(MODEL, HEADS, completion=se.saem(se.monte_carlo(1), schedule), init=START, num_iters=60)
+    assert np.isfinite(result.trace.loglik).all()
+
+
+def test_saem_step_size_schedule():
+    gamma = se.saem_step_size(burn_in=3, exponent=0.75)
+    values = np.array([float(gamma(k)) for k in range(6)])
+    np.testing.assert_allclose(values, [1, 1, 1, 1, 2**-0.75, 3**-0.75])
+    with pytest.raises(ValueError, match="exponent"):
+        se.saem_step_size(exponent=0.5)
+
+
+def test_saem_reaches_the_exact_fixed_point():
+    exact = se.fit(MODEL, HEADS, init=START, num_iters=1000, tol=1e-13)
+    seeds = list(range(16))
+    saem = se.fit(MODEL, HEADS, completion=se.saem(se.monte_carlo(1), se.saem_step_size(burn_in=30)),
+                  init=START, num_iters=1500, key=seeds)
+    final = np.asarray(saem.params.probs)
+    # The seeds' mean agrees with exact EM's fixed point within its standard error...
+    assert_mean_matches(final, np.asarray(exact.params.probs))
+    # ...and the averaging removed most of stochastic EM's noise.
+    stochastic = se.fit(MODEL, HEADS, completion=se.monte_carlo(1), init=START, num_iters=1500, key=seeds)
+    assert final.std(axis=0).max() < 0.5 * np.asarray(stochastic.params.probs).std(axis=0).min()
+
+
+def test_chain_validates_its_parts():
+    with pytest.raises(TypeError, match="completion"):
+        se.chain("monte_carlo")
+    with pytest.raises(TypeError, match="statistics-transform"):
+        se.chain(se.monte_carlo(1), 0.5)
+    with pytest.raises(TypeError, match="step_size"):
+        se.robbins_monro(0.5)
