@@ -2,9 +2,8 @@
 
 Q(θ) is the model's expected complete-data log-likelihood written through its
 sufficient statistics, ``model.complete_loglik(params, stats)``. The ascent runs
-in unconstrained space: each parameter field is mapped through the bijection of
-its constraint (``model.constraints``, numpyro constraints), so probabilities
-stay in (0, 1), weights on the simplex and covariances positive definite. The
+in unconstrained space (:mod:`stochem.unconstrained`), so probabilities stay in
+(0, 1), weights on the simplex and covariances positive definite. The
 optimizer state is carried from one EM iteration to the next (warm start).
 """
 
@@ -15,27 +14,9 @@ from typing import Any
 
 import jax
 import optax
-from numpyro.distributions.transforms import biject_to
 
 from stochem.base import MStepTransform
-
-
-def to_unconstrained(model, params):
-    """Map each field of ``params`` to unconstrained space (a dict by field name)."""
-    return {
-        name: biject_to(constraint).inv(getattr(params, name))
-        for name, constraint in model.constraints.items()
-    }
-
-
-def to_constrained(model, params_like, unconstrained):
-    """Inverse of :func:`to_unconstrained`, filling a params NamedTuple like ``params_like``."""
-    return params_like._replace(
-        **{
-            name: biject_to(constraint)(unconstrained[name])
-            for name, constraint in model.constraints.items()
-        }
-    )
+from stochem.unconstrained import to_constrained, to_unconstrained
 
 
 @dataclasses.dataclass(frozen=True)
