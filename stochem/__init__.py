@@ -10,6 +10,7 @@ from stochem.completion import (
     chain,
     exact,
     geometric_samples,
+    mcmc,
     monte_carlo,
     robbins_monro,
     saem,
@@ -18,6 +19,7 @@ from stochem.completion import (
 from stochem.em import build as build_em
 from stochem.driver import FitResult, Trace, fit
 from stochem.mstep import closed_form, gradient
+from stochem.standard_errors import StandardErrors, standard_errors
 
 __all__ = [
     "CompletionTransform",
@@ -26,6 +28,7 @@ __all__ = [
     "EMState",
     "FitResult",
     "MStepTransform",
+    "StandardErrors",
     "StatsTransform",
     "Trace",
     "chain",
@@ -33,11 +36,13 @@ __all__ = [
     "robbins_monro",
     "saem",
     "saem_step_size",
+    "standard_errors",
     "build_em",
     "closed_form",
     "exact",
     "fit",
     "gradient",
+    "mcmc",
     "models",
     "monte_carlo",
 ]

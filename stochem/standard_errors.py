@@ -1,0 +1,152 @@
+"""Standard errors of θ by Louis' (1982) formula, from exact or sampled completions.
+
+The observed information is the complete-data information minus the missing
+information::
+
+    I(θ) = E[−∇² log p(o, m; θ) | o] − Cov[∇ log p(o, m; θ) | o].
+
+Both terms come from the model's ``complete_loglik(params, stats)``, which is
+log p(o, m; θ) up to a θ-free term when ``stats = T(o, m)``:
+
+* exact completion (finite-latent models): the statistics are linear in the
+  one-hot latent encoding φ, so the complete-data score is linear in φ and its
+  posterior covariance is ``Σ_n G_n (diag(p_n) − p_n p_nᵀ) G_nᵀ`` with
+  ``G_n = ∂score/∂φ_n`` and ``p_n`` the posterior of observation n;
+* sampled completion: the sample mean of the complete-data Hessians and the
+  sample covariance of the complete-data scores over ``num_samples`` draws.
+
+Derivatives are taken in the unconstrained coordinates u of
+:mod:`stochem.unconstrained` (where the simplex has K − 1 free coordinates);
+the covariance of θ follows by the delta method, ``J Cov(u) Jᵀ`` with
+``J = ∂θ/∂u``. Fields named in ``fixed`` are treated as known.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from stochem import _validation
+from stochem.completion.sampling import draw_stats
+from stochem.driver import _keys_from_user
+from stochem.models.base import FiniteLatentModel
+from stochem.unconstrained import flat_unconstrained
+
+
+class StandardErrors(NamedTuple):
+    """Result of :func:`standard_errors`.
+
+    Attributes:
+        params: standard error of every parameter entry, shaped like the
+            parameters (0 for fixed fields).
+        covariance: covariance of the free parameters, flattened in field order.
+        information: observed information in unconstrained coordinates.
+        unconstrained_covariance: its inverse.
+    """
+
+    params: Any
+    covariance: Any
+    information: Any
+    unconstrained_covariance: Any
+
+
+def _free_fields(model, fixed):
+    return tuple(name for name in model.constraints if name not in fixed)
+
+
+def _exact_missing_information(model, params, data, score_at):
+    """Posterior covariance of the complete-data score, by linearity in the one-hot encoding."""
+    posterior = model.posterior(params, data)
+    jacobian = jax.jacrev(lambda features: score_at(model.suff_stats(data, features)))(posterior)
+    weighted = jnp.einsum("pnl,nl->pn", jacobian, posterior)
+    second_moment = jnp.einsum("pnl,nl,qnl->pq", jacobian, posterior, jacobian)
+    return model.expected_stats(params, data), second_moment - weighted @ weighted.T
+
+
+@functools.lru_cache(maxsize=32)
+def _louis(model, fixed, num_samples):
+    fields = _free_fields(model, fixed)
+
+    def compute(params, data, key):
+        u, unflatten = flat_unconstrained(model, params, fields)
+
+        def complete_loglik(flat, stats):
+            return model.complete_loglik(unflatten(flat), stats)
+
+        def score_at(stats):
+            return jax.grad(complete_loglik)(u, stats)
+
+        if num_samples is None:
+            stats, missing = _exact_missing_information(model, params, data, score_at)
+            complete = -jax.hessian(complete_loglik)(u, stats)
+        else:
+            per_draw = draw_stats(model, key, params, data, num_samples, num_samples).per_draw
+            scores = jax.vmap(score_at)(per_draw)
+            missing = jnp.cov(scores, rowvar=False).reshape(u.size, u.size)
+            complete = -jnp.mean(jax.vmap(lambda s: jax.hessian(complete_loglik)(u, s))(per_draw), axis=0)
+        information = complete - missing
+        unconstrained_covariance = jnp.linalg.inv(information)
+
+        def free_values(flat):
+            constrained = unflatten(flat)
+            return ravel_pytree({name: getattr(constrained, name) for name in fields})[0]
+
+        jacobian = jax.jacfwd(free_values)(u)
+        covariance = jacobian @ unconstrained_covariance @ jacobian.T
+        _, unravel_free = ravel_pytree({name: getattr(params, name) for name in fields})
+        free_errors = unravel_free(jnp.sqrt(jnp.clip(jnp.diag(covariance), 0.0)))
+        errors = params._replace(**{name: jnp.zeros_like(getattr(params, name)) for name in fixed},
+                                 **free_errors)
+        return StandardErrors(errors, covariance, information, unconstrained_covariance)
+
+    return jax.jit(compute)
+
+
+def standard_errors(model, params, data, *, num_samples: int | None = None, key=0, fixed=()):
+    """Standard errors of θ from the observed information (Louis 1982).
+
+    Args:
+        model: a stochem model with ``complete_loglik`` and ``constraints``.
+        params: where to evaluate the information, typically the EM fixed point.
+        data: the observed data (as given to ``fit``).
+        num_samples: ``None`` for the exact missing information (finite-latent
+            models), or the number of posterior draws for the Monte Carlo one.
+        key: seed or PRNG key for the draws.
+        fixed: parameter fields treated as known.
+
+    Returns:
+        :class:`StandardErrors`.
+
+    Example:
+        >>> import stochem as se
+        >>> model = se.models.BinomialMixture(2, 10)
+        >>> fitted = se.fit(model, [5, 9, 8, 4, 7, 9, 2, 3], init={"weights": [0.5, 0.5],
+        ...                 "probs": [0.7, 0.4]}, num_iters=200)
+        >>> errors = se.standard_errors(model, fitted.params, [5, 9, 8, 4, 7, 9, 2, 3])
+        >>> errors.params.probs.shape
+        (2,)
+    """
+    if isinstance(fixed, str):
+        fixed = (fixed,)
+    fixed = tuple(fixed)
+    unknown = [name for name in fixed if name not in model.params_type._fields]
+    if unknown:
+        raise ValueError(f"fixed names unknown parameters {unknown}; the model has "
+                         f"{list(model.params_type._fields)}.")
+    if num_samples is None and not isinstance(model, FiniteLatentModel):
+        raise ValueError(
+            f"exact standard errors need a model with a finite latent space; for "
+            f"{type(model).__name__} pass num_samples= to use sampled completions."
+        )
+    if num_samples is not None:
+        num_samples = _validation.as_int("num_samples", num_samples, minimum=2)
+    data = model.prepare_data(data)
+    params = model.prepare_params(params, data)
+    prng_key, batched = _keys_from_user(key)
+    if batched:
+        raise ValueError("key must be a single seed or key for standard_errors.")
+    return _louis(model, fixed, num_samples)(params, data, prng_key)
