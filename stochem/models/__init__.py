@@ -3,8 +3,10 @@
 from stochem.models.binomial_mixture import BinomialMixture, BinomialMixtureParams
 from stochem.models.categorical_mixture import CategoricalMixture, CategoricalMixtureParams
 from stochem.models.dice_sum import DiceSum, DiceSumParams
+from stochem.models.gaussian_mixture import GaussianMixture, GaussianMixtureParams
 from stochem.models.shifted_die import ShiftedDie, ShiftedDieParams
 
 __all__ = ["BinomialMixture", "BinomialMixtureParams",
            "CategoricalMixture", "CategoricalMixtureParams", "DiceSum", "DiceSumParams",
+           "GaussianMixture", "GaussianMixtureParams",
            "ShiftedDie", "ShiftedDieParams"]
