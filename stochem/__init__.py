@@ -4,6 +4,7 @@ The public namespace only re-exports; see ``stochem.fit`` to start.
 """
 
 from stochem import models
+from stochem.acceleration import squarem
 from stochem.base import CompletionTransform, EMAlgorithm, EMInfo, EMState, MStepTransform
 from stochem.completion import (
     StatsTransform,
@@ -36,6 +37,7 @@ __all__ = [
     "robbins_monro",
     "saem",
     "saem_step_size",
+    "squarem",
     "standard_errors",
     "build_em",
     "closed_form",

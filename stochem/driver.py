@@ -90,7 +90,7 @@ def _keys_from_user(key):
     )
 
 
-def _run_one(model, completion, mstep, fixed, num_iters, tol, key, init_params, data):
+def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, key, init_params, data):
     """One EM run (traced).
 
     Returns ``(params, loglik_trace, params_trace, diagnostics_trace, num_iters, converged)``.
@@ -101,6 +101,8 @@ def _run_one(model, completion, mstep, fixed, num_iters, tol, key, init_params, 
     if init_params is None:
         init_params = model.init_params(init_key, data)
     algorithm = build(model, data, completion, mstep, fixed)
+    if accelerator is not None:
+        algorithm = accelerator(algorithm, model, data, fixed)
     state = algorithm.init(init_params)
 
     if tol is None:
@@ -122,15 +124,15 @@ def _run_one(model, completion, mstep, fixed, num_iters, tol, key, init_params, 
     # Tolerance stop inside the compiled loop: write iterates into buffers of
     # length num_iters + 1 and stop once |ℓ(θ_t) − ℓ(θ_{t−1})| <= tol.
     def empty_buffer(leaf, length):
-        dtype = jnp.result_type(leaf)
-        fill = jnp.nan if jnp.issubdtype(dtype, jnp.inexact) else 0
-        return jnp.full((length,) + jnp.shape(leaf), fill, dtype)
+        """NaN (or 0 for integers) buffer for ``length`` copies of ``leaf`` (an array or shape struct)."""
+        fill = jnp.nan if jnp.issubdtype(leaf.dtype, jnp.inexact) else 0
+        return jnp.full((length,) + tuple(leaf.shape), fill, leaf.dtype)
 
+    step_shapes = jax.eval_shape(algorithm.step, run_key, state)
     buffers = (
         jnp.full((num_iters + 1,), jnp.nan),
-        jax.tree_util.tree_map(lambda leaf: empty_buffer(jnp.asarray(leaf, float), num_iters + 1), init_params),
-        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, num_iters),
-                               completion_diagnostics(state.completion_state)),
+        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, num_iters + 1), step_shapes[0].params),
+        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, num_iters), step_shapes[1].diagnostics),
     )
 
     def write(buffers, index, loglik, params, diagnostics=None):
@@ -165,8 +167,8 @@ def _run_one(model, completion, mstep, fixed, num_iters, tol, key, init_params, 
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(model, completion, mstep, fixed, num_iters, tol, batched, has_init):
-    run = functools.partial(_run_one, model, completion, mstep, fixed, num_iters, tol)
+def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, batched, has_init):
+    run = functools.partial(_run_one, model, completion, mstep, fixed, accelerator, num_iters, tol)
     if batched:
         run = jax.vmap(run, in_axes=(0, None, None))
     if has_init:
@@ -185,6 +187,7 @@ def fit(
     num_iters: int = 100,
     tol: float | None = None,
     fixed=(),
+    accelerator=None,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by EM with the chosen completion and M-step.
 
@@ -206,6 +209,8 @@ def fit(
             runs exactly ``num_iters`` iterations.
         fixed: names of parameter fields kept at their initial values, e.g.
             ``("weights",)``.
+        accelerator: ``None``, or ``stochem.squarem()`` to accelerate exact EM
+            (each trace entry is then one SQUAREM cycle of three EM maps).
 
     Returns:
         A :class:`FitResult`. With a single seed the trace has length
@@ -252,9 +257,18 @@ def fit(
     if fixed and init is None:
         raise ValueError("fixed parameters need their values: pass init= with them.")
 
+    if accelerator is not None:
+        if not isinstance(completion, Exact):
+            raise ValueError("accelerator=squarem() accelerates exact EM; use completion=exact() "
+                             "(sampled completions are too noisy to extrapolate).")
+        accelerator.check_model(model)
+
     data = model.prepare_data(data)
+    if hasattr(completion, "check_data"):
+        completion.check_data(model, data)
     keys, batched = _keys_from_user(key)
-    runner = _compiled(model, completion, mstep, fixed, num_iters, tol, batched, init is not None)
+    runner = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, batched,
+                       init is not None)
     if init is None:
         outputs = runner(keys, data)
     else:
