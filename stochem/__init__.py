@@ -5,14 +5,17 @@ The public namespace only re-exports; see ``stochem.fit`` to start.
 
 from stochem import models
 from stochem.acceleration import squarem
+from stochem.averaging import polyak_average
 from stochem.base import CompletionTransform, EMAlgorithm, EMInfo, EMState, MStepTransform
 from stochem.completion import (
     StatsTransform,
     chain,
     exact,
     geometric_samples,
-    mcmc,
+    incremental,
+    minibatch,
     monte_carlo,
+    online_em,
     robbins_monro,
     saem,
     saem_step_size,
@@ -21,6 +24,7 @@ from stochem.em import build as build_em
 from stochem.driver import FitResult, Trace, fit
 from stochem.mstep import closed_form, gradient
 from stochem.standard_errors import StandardErrors, standard_errors
+from stochem.streaming import fit_stream
 
 __all__ = [
     "CompletionTransform",
@@ -33,7 +37,12 @@ __all__ = [
     "StatsTransform",
     "Trace",
     "chain",
+    "fit_stream",
     "geometric_samples",
+    "incremental",
+    "minibatch",
+    "online_em",
+    "polyak_average",
     "robbins_monro",
     "saem",
     "saem_step_size",
@@ -44,7 +53,6 @@ __all__ = [
     "exact",
     "fit",
     "gradient",
-    "mcmc",
     "models",
     "monte_carlo",
 ]

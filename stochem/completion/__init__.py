@@ -2,6 +2,7 @@
 
 from stochem.completion.chain import Chain, ChainState, StatsTransform, chain
 from stochem.completion.exact import Exact, exact
+from stochem.completion.incremental import Incremental, IncrementalState, incremental
 from stochem.completion.monte_carlo import (
     MonteCarlo,
     MonteCarloState,
@@ -9,6 +10,7 @@ from stochem.completion.monte_carlo import (
     geometric_samples,
     monte_carlo,
 )
+from stochem.completion.online import Minibatch, minibatch, online_em
 from stochem.completion.sampling import DrawnStats, draw_stats, sampled_stats
 from stochem.completion.stochastic_approximation import (
     RobbinsMonro,
@@ -20,6 +22,12 @@ from stochem.completion.stochastic_approximation import (
 )
 
 __all__ = [
+    "Incremental",
+    "IncrementalState",
+    "Minibatch",
+    "incremental",
+    "minibatch",
+    "online_em",
     "Chain",
     "ChainState",
     "RobbinsMonro",

@@ -46,6 +46,11 @@ class Chain:
     completion: Any
     transforms: tuple
 
+    def check_data(self, model, data):
+        """Let the inner completion check the data before anything is traced."""
+        if hasattr(self.completion, "check_data"):
+            self.completion.check_data(model, data)
+
     def __call__(self, model) -> CompletionTransform:
         inner = self.completion(model)
         transforms = tuple(factory() for factory in self.transforms)
