@@ -9,6 +9,7 @@ from stochem.averaging import polyak_average
 from stochem.base import CompletionTransform, EMAlgorithm, EMInfo, EMState, MStepTransform
 from stochem.completion import (
     StatsTransform,
+    ascent_monte_carlo,
     chain,
     exact,
     geometric_samples,
@@ -36,6 +37,7 @@ __all__ = [
     "StandardErrors",
     "StatsTransform",
     "Trace",
+    "ascent_monte_carlo",
     "chain",
     "fit_stream",
     "geometric_samples",

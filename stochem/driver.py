@@ -51,8 +51,9 @@ class FitResult(NamedTuple):
         params: final parameters.
         trace: a :class:`Trace`.
         num_iters: EM iterations run (``T``).
-        converged: whether the tolerance test stopped the run (always ``False``
-            when ``tol`` is ``None``).
+        converged: whether a stopping rule ended the run: the tolerance on the
+            log-likelihood, or a completion's own rule (e.g. the ascent-based
+            MCEM's upper bound). Always ``False`` when neither applies.
 
     With several seeds every field has a leading seed axis; ``num_iters`` and
     ``converged`` are arrays, and trace entries past a seed's ``num_iters`` are
@@ -90,6 +91,11 @@ def _keys_from_user(key):
     )
 
 
+def _stops_early(completion, tol) -> bool:
+    """Whether the run may stop before num_iters: a log-likelihood tolerance or the completion's own rule."""
+    return tol is not None or getattr(completion, "has_stopping_rule", False)
+
+
 def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, key, init_params, data):
     """One EM run (traced).
 
@@ -105,7 +111,7 @@ def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, key, 
         algorithm = accelerator(algorithm, model, data, fixed)
     state = algorithm.init(init_params)
 
-    if tol is None:
+    if not _stops_early(completion, tol):
 
         def body(state, step_key):
             new_state, info = algorithm.step(step_key, state)
@@ -121,8 +127,9 @@ def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, key, 
         )
         return state.params, logliks, params, diagnostics, jnp.asarray(num_iters), jnp.asarray(False)
 
-    # Tolerance stop inside the compiled loop: write iterates into buffers of
-    # length num_iters + 1 and stop once |ℓ(θ_t) − ℓ(θ_{t−1})| <= tol.
+    # Early stop inside the compiled loop: write iterates into buffers of
+    # length num_iters + 1 and stop once |ℓ(θ_t) − ℓ(θ_{t−1})| <= tol, or once
+    # the completion's own stopping rule (diagnostics.converged) fires.
     def empty_buffer(leaf, length):
         """NaN (or 0 for integers) buffer for ``length`` copies of ``leaf`` (an array or shape struct)."""
         fill = jnp.nan if jnp.issubdtype(leaf.dtype, jnp.inexact) else 0
@@ -155,7 +162,9 @@ def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, key, 
         iteration, state, previous_loglik, _, buffers = carry
         new_state, info = algorithm.step(jax.random.fold_in(run_key, iteration), state)
         buffers = write(buffers, iteration, info.loglik, state.params, info.diagnostics)
-        converged = (iteration > 0) & (jnp.abs(info.loglik - previous_loglik) <= tol)
+        converged = jnp.asarray(getattr(info.diagnostics, "converged", False))
+        if tol is not None:
+            converged = converged | ((iteration > 0) & (jnp.abs(info.loglik - previous_loglik) <= tol))
         return iteration + 1, new_state, info.loglik, converged, buffers
 
     start = (jnp.asarray(0), state, jnp.asarray(jnp.nan), jnp.asarray(False), buffers)
@@ -274,7 +283,7 @@ def fit(
     else:
         outputs = runner(keys, model.prepare_params(init, data), data)
     final_params, logliks, params_trace, diagnostics, iterations, converged = outputs
-    if not batched and tol is not None:
+    if not batched and _stops_early(completion, tol):
         length = int(iterations) + 1
         logliks = logliks[:length]
         params_trace = jax.tree_util.tree_map(lambda leaf: leaf[:length], params_trace)

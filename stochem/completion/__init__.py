@@ -1,5 +1,6 @@
 """Completions (E-steps): exact expectations or averages over sampled completions."""
 
+from stochem.completion.ascent import AscentDiagnostics, AscentMonteCarlo, AscentState, ascent_monte_carlo
 from stochem.completion.chain import Chain, ChainState, StatsTransform, chain
 from stochem.completion.exact import Exact, exact
 from stochem.completion.incremental import Incremental, IncrementalState, incremental
@@ -22,6 +23,10 @@ from stochem.completion.stochastic_approximation import (
 )
 
 __all__ = [
+    "AscentDiagnostics",
+    "AscentMonteCarlo",
+    "AscentState",
+    "ascent_monte_carlo",
     "Incremental",
     "IncrementalState",
     "Minibatch",

@@ -46,6 +46,11 @@ class Chain:
     completion: Any
     transforms: tuple
 
+    @property
+    def has_stopping_rule(self) -> bool:
+        """Whether the inner completion can end the run (its diagnostics pass through)."""
+        return getattr(self.completion, "has_stopping_rule", False)
+
     def check_data(self, model, data):
         """Let the inner completion check the data before anything is traced."""
         if hasattr(self.completion, "check_data"):

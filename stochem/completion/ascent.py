@@ -1,0 +1,160 @@
+"""Ascent-based Monte Carlo EM: the sample grows when Monte Carlo noise swamps the improvement.
+
+After the step θ_{k−1} → θ_k, the draws m_s ~ P(m | o; θ_{k−1}) that produced
+it estimate the change of Q (Caffo, Jank & Jones 2005)::
+
+    ΔQ_s = log p(o, m_s; θ_k) − log p(o, m_s; θ_{k−1}),   ΔQ̂ = mean_s ΔQ_s,   se = sd(ΔQ_s) / √S.
+
+* If the lower bound ΔQ̂ − z_α se is not positive, the noise swamps the
+  improvement: the next sample is enlarged, S ← S + ⌈S / growth_divisor⌉.
+* Otherwise the next sample is the size needed to detect an improvement of
+  this size with power 1 − β: S ← max(S, ⌈sd² (z_α + z_β)² / ΔQ̂²⌉).
+* The run stops when the upper bound ΔQ̂ + z_γ se falls below ``tol``.
+
+stochem applies the rule to the *next* draw rather than re-drawing the step
+just taken (which would need the M-step inside the E-step), so a step is
+never rejected; the sample-size path and the stopping rule are Caffo et al.'s.
+Sample counts live in a bounded buffer (see :mod:`stochem.completion.sampling`),
+so growing the sample never recompiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from scipy import stats as scipy_stats
+
+from stochem import _validation
+from stochem.base import CompletionTransform
+from stochem.completion.monte_carlo import require_capabilities
+from stochem.completion.sampling import DrawnStats, combine_draws, draw_stats
+
+
+class AscentDiagnostics(NamedTuple):
+    """Recorded each iteration: the sample count drawn, the statistics' Monte Carlo
+    standard errors, the ΔQ estimate for the previous step with its bounds, and
+    whether the stopping rule fired."""
+
+    num_samples: Any
+    stats_stderr: Any
+    delta_q: Any
+    delta_q_lower: Any
+    delta_q_upper: Any
+    converged: Any
+
+
+class AscentState(NamedTuple):
+    previous_params: Any
+    previous_draws: DrawnStats
+    next_num_samples: Any
+    count: Any
+    diagnostics: AscentDiagnostics
+
+
+def _quantile(level: float) -> float:
+    return float(scipy_stats.norm.isf(level))
+
+
+@dataclasses.dataclass(frozen=True)
+class AscentMonteCarlo:
+    """Factory for ascent-based MCEM (see :func:`ascent_monte_carlo`)."""
+
+    initial_samples: int = 10
+    max_samples: int = 10_000
+    alpha: float = 0.25
+    beta: float = 0.25
+    gamma: float = 0.25
+    tol: float = 1e-3
+    growth_divisor: int = 3
+
+    has_stopping_rule = True
+
+    def __post_init__(self):
+        _validation.as_int("initial_samples", self.initial_samples, minimum=2)
+        _validation.as_int("max_samples", self.max_samples, minimum=self.initial_samples)
+        _validation.as_int("growth_divisor", self.growth_divisor, minimum=1)
+        for name in ("alpha", "beta", "gamma"):
+            if not 0.0 < getattr(self, name) < 0.5:
+                raise ValueError(f"{name} must lie in (0, 0.5), got {getattr(self, name)}.")
+        if not self.tol > 0:
+            raise ValueError(f"tol must be positive, got {self.tol}.")
+
+    def __call__(self, model) -> CompletionTransform:
+        require_capabilities(model, "ascent_monte_carlo", "sample_latent", "suff_stats", "complete_loglik")
+        z_alpha, z_beta, z_gamma = _quantile(self.alpha), _quantile(self.beta), _quantile(self.gamma)
+        max_samples, tol, divisor = self.max_samples, self.tol, self.growth_divisor
+
+        def delta_q(params, state):
+            """ΔQ̂ of the step previous_params → params over the draws at previous_params."""
+            drawn = state.previous_draws
+
+            def per_draw(stats):
+                return model.complete_loglik(params, stats) - model.complete_loglik(state.previous_params, stats)
+
+            differences = jnp.where(drawn.mask(), jax.vmap(per_draw)(drawn.per_draw), 0.0)
+            count = jnp.asarray(drawn.num_samples, float)
+            mean = jnp.sum(differences) / count
+            variance = jnp.sum(jnp.where(drawn.mask(), (differences - mean) ** 2, 0.0)) / (count - 1.0)
+            return mean, variance, jnp.sqrt(variance / count)
+
+        def init(params, data):
+            key = jax.random.key(0)
+            drawn = jax.eval_shape(lambda: draw_stats(model, key, params, data, 2, max_samples))
+            empty = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), drawn)
+            stats_zero = jax.tree_util.tree_map(lambda leaf: leaf[0], empty.per_draw)
+            nan = jnp.asarray(jnp.nan)
+            diagnostics = AscentDiagnostics(jnp.asarray(0), stats_zero, nan, nan, nan, jnp.asarray(False))
+            return AscentState(params, empty, jnp.asarray(self.initial_samples), jnp.asarray(0), diagnostics)
+
+        def update(key, params, data, state):
+            first = state.count == 0
+            mean, variance, stderr = delta_q(params, state)
+            lower, upper = mean - z_alpha * stderr, mean + z_gamma * stderr
+            current = state.next_num_samples
+            enlarged = current + -(-current // divisor)
+            needed = jnp.ceil(variance * (z_alpha + z_beta) ** 2 / jnp.maximum(mean**2, 1e-300))
+            adapted = jnp.where(lower > 0, jnp.maximum(current, needed.astype(current.dtype)), enlarged)
+            num_samples = jnp.clip(jnp.where(first, current, adapted), 2, max_samples)
+            converged = ~first & (upper < tol)
+
+            drawn = draw_stats(model, key, params, data, num_samples, max_samples)
+            nan = jnp.asarray(jnp.nan)
+            diagnostics = AscentDiagnostics(
+                num_samples=jnp.asarray(drawn.num_samples),
+                stats_stderr=drawn.stderr(),
+                delta_q=jnp.where(first, nan, mean),
+                delta_q_lower=jnp.where(first, nan, lower),
+                delta_q_upper=jnp.where(first, nan, upper),
+                converged=converged,
+            )
+            new_state = AscentState(params, drawn, num_samples, state.count + 1, diagnostics)
+            return combine_draws(model, drawn), new_state
+
+        return CompletionTransform(init, update)
+
+
+def ascent_monte_carlo(initial_samples: int = 10, max_samples: int = 10_000, *, alpha: float = 0.25,
+                       beta: float = 0.25, gamma: float = 0.25, tol: float = 1e-3,
+                       growth_divisor: int = 3) -> AscentMonteCarlo:
+    """MCEM whose sample size is set by the ascent-based rule of Caffo, Jank & Jones (2005).
+
+    Args:
+        initial_samples: the first sample size.
+        max_samples: the largest sample size (the size of the draw buffer).
+        alpha: level of the lower confidence bound on ΔQ (enlarge when ≤ 0).
+        beta: 1 − power used to choose the next sample size.
+        gamma: level of the upper bound used to stop (stop when < ``tol``).
+        tol: stop once the upper bound on the improvement ΔQ is below this.
+        growth_divisor: when the lower bound is not positive, grow S by S / this.
+
+    ``fit`` stops the run when the rule fires (``FitResult.converged``); the
+    trace's diagnostics hold the sample sizes and the ΔQ bounds.
+
+    Example:
+        >>> import stochem as se
+        >>> completion = se.ascent_monte_carlo(initial_samples=10, max_samples=5000, tol=1e-3)
+    """
+    return AscentMonteCarlo(initial_samples, max_samples, alpha, beta, gamma, tol, growth_divisor)
