@@ -67,3 +67,17 @@ def test_standard_errors_check_their_arguments():
         se.standard_errors(COINS, params, HEADS, fixed=("weight",))
     with pytest.raises(ValueError, match="num_samples"):
         se.standard_errors(COINS, params, HEADS, num_samples=1)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def test_gmm_louis_information_equals_the_hessian_of_the_loglik(covariance_type):
+    rng = np.random.default_rng(7)
+    points = np.concatenate([rng.normal([0.0, 0.0], 1.0, (40, 2)), rng.normal([2.5, 1.0], 0.7, (30, 2))])
+    model = se.models.GaussianMixture(2, covariance_type=covariance_type)
+    fitted = se.fit(model, points, num_iters=300, tol=1e-12, key=3)
+    data = model.prepare_data(points)
+    louis = se.standard_errors(model, fitted.params, points)
+    autodiff = autodiff_information(model, fitted.params, data)
+    scale = np.abs(autodiff).max()
+    np.testing.assert_allclose(louis.information / scale, autodiff / scale, atol=1e-6)
+    assert np.all(np.asarray(louis.params.means) > 0)
