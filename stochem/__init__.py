@@ -14,6 +14,7 @@ from stochem.completion import (
     exact,
     geometric_samples,
     incremental,
+    mcmc,
     minibatch,
     monte_carlo,
     online_em,
@@ -55,6 +56,7 @@ __all__ = [
     "exact",
     "fit",
     "gradient",
+    "mcmc",
     "models",
     "monte_carlo",
 ]

@@ -4,6 +4,7 @@ from stochem.completion.ascent import AscentDiagnostics, AscentMonteCarlo, Ascen
 from stochem.completion.chain import Chain, ChainState, StatsTransform, chain
 from stochem.completion.exact import Exact, exact
 from stochem.completion.incremental import Incremental, IncrementalState, incremental
+from stochem.completion.mcmc import Mcmc, McmcDiagnostics, McmcState, mcmc
 from stochem.completion.monte_carlo import (
     MonteCarlo,
     MonteCarloState,
@@ -33,6 +34,10 @@ __all__ = [
     "incremental",
     "minibatch",
     "online_em",
+    "Mcmc",
+    "McmcDiagnostics",
+    "McmcState",
+    "mcmc",
     "Chain",
     "ChainState",
     "RobbinsMonro",

@@ -1,0 +1,241 @@
+"""MCMC completion: draw the missing data with numpyro's HMC or NUTS kernel (MCMC-EM).
+
+When P(m | o; θ) cannot be sampled directly, a Markov chain with stationary
+distribution P(m | o; θ_t) supplies the completions. Each EM iteration:
+
+1. restart the chain where the previous iteration left it (chains stay warm),
+   recomputing its potential energy and gradient under the new θ_t;
+2. run ``num_burnin`` transitions to forget the previous θ (plus, in the first
+   iteration only, ``num_warmup`` adaptation transitions);
+3. keep ``num_samples`` states, one every ``thin`` transitions;
+4. hand them to the model: ``model.stats_from_positions(params, data, positions)``.
+
+Adaptation: during the first ``num_warmup`` transitions of the chain (all in
+the first EM iteration, at θ_0) numpyro's warm-up adapts the step size (dual
+averaging towards ``target_accept_prob``) and a diagonal (or dense) mass matrix
+(windowed variance estimates). Both are then frozen for the rest of the run:
+a kernel that keeps adapting is not a Markov chain with the right stationary
+distribution, and θ moves little between late EM iterations. Every transition
+is a valid MCMC move for the current θ whatever the step size, so a step size
+tuned at θ_0 only costs efficiency later, never correctness. The diagnostics in
+the trace (acceptance rate, divergences, step size) show when it does.
+
+Everything runs inside the compiled EM loop: the kernel is numpyro's pure
+functional API, ``numpyro.infer.hmc.hmc(potential_fn_gen=...)``, whose
+``init_kernel`` and ``sample_kernel`` trace under ``jit``, ``scan`` and ``vmap``.
+The PRNG key of each update replaces the one numpyro keeps in its state, so the
+state carries no randomness of its own.
+
+A model works with this completion if it has ``init_position(params, data)``
+(a pytree, the chain's start), ``potential_energy(params, data, position)``
+and ``stats_from_positions(params, data, positions)`` (positions stacked on a
+leading axis); numpyro models with continuous latent sites have them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from numpyro.infer.hmc import hmc
+
+from stochem import _validation
+from stochem.base import CompletionTransform
+
+_MODEL_CAPABILITIES = ("init_position", "potential_energy", "stats_from_positions")
+
+
+class McmcDiagnostics(NamedTuple):
+    """Recorded in ``FitResult.trace.diagnostics`` each iteration.
+
+    Attributes:
+        num_samples: draws kept this iteration.
+        accept_prob: mean acceptance probability of the kept transitions.
+        num_divergent: kept transitions that diverged (energy error > 1000).
+        step_size: the integrator's step size in force.
+    """
+
+    num_samples: Any
+    accept_prob: Any
+    num_divergent: Any
+    step_size: Any
+
+
+class McmcState(NamedTuple):
+    """The completion's state: numpyro's ``HMCState`` of the chain, and the last diagnostics."""
+
+    kernel: Any
+    diagnostics: McmcDiagnostics
+
+
+def _positive_float(name: str, value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a positive number, got {value!r}.") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive number, got {value}.")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Mcmc:
+    """Factory for the MCMC completion (see :func:`mcmc` for the arguments)."""
+
+    num_samples: int
+    kernel: str = "nuts"
+    num_warmup: int = 200
+    num_burnin: int = 10
+    thin: int = 1
+    step_size: float = 0.1
+    target_accept_prob: float = 0.8
+    max_tree_depth: int = 10
+    num_leapfrog_steps: int | None = None
+    trajectory_length: float | None = None
+    dense_mass: bool = False
+
+    def __post_init__(self):
+        def set_field(name, value):
+            object.__setattr__(self, name, value)
+
+        set_field("num_samples", _validation.as_int("num_samples", self.num_samples, minimum=1))
+        if not isinstance(self.kernel, str) or self.kernel.lower() not in ("nuts", "hmc"):
+            raise ValueError(f"kernel must be 'nuts' or 'hmc', got {self.kernel!r}.")
+        set_field("kernel", self.kernel.lower())
+        set_field("num_warmup", _validation.as_int("num_warmup", self.num_warmup, minimum=0))
+        set_field("num_burnin", _validation.as_int("num_burnin", self.num_burnin, minimum=0))
+        set_field("thin", _validation.as_int("thin", self.thin, minimum=1))
+        set_field("step_size", _positive_float("step_size", self.step_size))
+        target = self.target_accept_prob
+        if not isinstance(target, (int, float)) or not 0 < target < 1:
+            raise ValueError(f"target_accept_prob must lie in (0, 1), got {target!r}.")
+        set_field("target_accept_prob", float(target))
+        set_field("max_tree_depth", _validation.as_int("max_tree_depth", self.max_tree_depth, minimum=1))
+        if self.kernel == "nuts" and (self.num_leapfrog_steps is not None or self.trajectory_length is not None):
+            raise ValueError("num_leapfrog_steps and trajectory_length are for kernel='hmc'; NUTS chooses "
+                             "its path length itself (bounded by max_tree_depth).")
+        if self.num_leapfrog_steps is not None:
+            if self.trajectory_length is not None:
+                raise ValueError("give kernel='hmc' either num_leapfrog_steps or trajectory_length, not both.")
+            set_field("num_leapfrog_steps",
+                      _validation.as_int("num_leapfrog_steps", self.num_leapfrog_steps, minimum=1))
+        if self.trajectory_length is not None:
+            set_field("trajectory_length", _positive_float("trajectory_length", self.trajectory_length))
+        if not isinstance(self.dense_mass, bool):
+            raise TypeError(f"dense_mass must be True or False, got {self.dense_mass!r}.")
+
+    def _check_model(self, model) -> None:
+        for name in _MODEL_CAPABILITIES:
+            try:
+                getattr(model, name)
+            except AttributeError as error:
+                reason = str(error) if str(error) != name else f"{type(model).__name__} has no {name}(...)"
+                raise TypeError(f"completion=mcmc(...) cannot complete this model: {reason}") from None
+
+    def __call__(self, model) -> CompletionTransform:
+        self._check_model(model)
+        config = self
+
+        def potential_fn_gen(params, data):
+            return lambda position: model.potential_energy(params, data, position)
+
+        init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo=config.kernel.upper())
+        if config.kernel == "hmc" and config.num_leapfrog_steps is None:
+            trajectory_length = 2 * math.pi if config.trajectory_length is None else config.trajectory_length
+        else:
+            trajectory_length = config.trajectory_length
+
+        def init(params, data):
+            kernel_state = init_kernel(
+                model.init_position(params, data),
+                config.num_warmup,
+                step_size=config.step_size,
+                adapt_step_size=config.num_warmup > 0,
+                adapt_mass_matrix=config.num_warmup > 0,
+                dense_mass=config.dense_mass,
+                target_accept_prob=config.target_accept_prob,
+                num_steps=config.num_leapfrog_steps,
+                trajectory_length=trajectory_length,
+                max_tree_depth=config.max_tree_depth,
+                model_args=(params, data),
+                rng_key=jax.random.key(0),  # replaced by each update's key
+            )
+            zero = jnp.zeros((), dtype=jnp.result_type(float))
+            diagnostics = McmcDiagnostics(jnp.asarray(0), zero, jnp.asarray(0), zero)
+            return McmcState(kernel_state, diagnostics)
+
+        def update(key, params, data, state):
+            potential = potential_fn_gen(params, data)
+            energy, gradient = jax.value_and_grad(potential)(state.kernel.z)
+            kernel_state = state.kernel._replace(potential_energy=energy, z_grad=gradient, rng_key=key)
+
+            def transition(_, current):
+                return sample_kernel(current, model_args=(params, data))
+
+            warmup_left = jnp.maximum(config.num_warmup - kernel_state.i, 0)
+            kernel_state = jax.lax.fori_loop(0, config.num_burnin + warmup_left, transition, kernel_state)
+
+            def keep_one(current, _):
+                current = jax.lax.fori_loop(0, config.thin, transition, current)
+                return current, (current.z, current.accept_prob, current.diverging)
+
+            kernel_state, (positions, accept_probs, diverging) = jax.lax.scan(
+                keep_one, kernel_state, None, length=config.num_samples
+            )
+            diagnostics = McmcDiagnostics(
+                num_samples=jnp.asarray(config.num_samples),
+                accept_prob=jnp.mean(accept_probs),
+                num_divergent=jnp.sum(diverging),
+                step_size=jnp.asarray(kernel_state.adapt_state.step_size, dtype=jnp.result_type(float)),
+            )
+            stats = model.stats_from_positions(params, data, positions)
+            return stats, McmcState(kernel_state, diagnostics)
+
+        return CompletionTransform(init, update)
+
+
+def mcmc(
+    num_samples: int,
+    kernel: str = "nuts",
+    *,
+    num_warmup: int = 200,
+    num_burnin: int = 10,
+    thin: int = 1,
+    step_size: float = 0.1,
+    target_accept_prob: float = 0.8,
+    max_tree_depth: int = 10,
+    num_leapfrog_steps: int | None = None,
+    trajectory_length: float | None = None,
+    dense_mass: bool = False,
+) -> Mcmc:
+    """Complete the missing data with draws of an HMC / NUTS chain targeting P(m | o; θ).
+
+    The chain is kept warm across EM iterations; the step size and mass matrix
+    are adapted during the first ``num_warmup`` transitions (first iteration)
+    and frozen afterwards (see the module docstring).
+
+    Args:
+        num_samples: draws kept per EM iteration (a Python int).
+        kernel: ``"nuts"`` (default) or ``"hmc"``.
+        num_warmup: adaptation transitions, run once, in the first iteration
+            (``0`` keeps ``step_size`` and a unit mass matrix).
+        num_burnin: transitions discarded at the start of every iteration,
+            after θ changed.
+        thin: keep one transition in ``thin``.
+        step_size: the integrator's initial step size.
+        target_accept_prob: the acceptance rate step size adaptation aims at.
+        max_tree_depth: NUTS's bound on the trajectory (2^depth steps).
+        num_leapfrog_steps: HMC only: a fixed number of leapfrog steps.
+        trajectory_length: HMC only: a fixed trajectory length (default 2π
+            when ``num_leapfrog_steps`` is not given).
+        dense_mass: adapt a dense mass matrix instead of a diagonal one.
+
+    Example:
+        >>> import stochem as se
+        >>> completion = se.mcmc(200, num_warmup=300, thin=2)
+    """
+    return Mcmc(num_samples, kernel, num_warmup, num_burnin, thin, step_size, target_accept_prob,
+                max_tree_depth, num_leapfrog_steps, trajectory_length, dense_mass)

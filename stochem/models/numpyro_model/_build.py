@@ -1,0 +1,80 @@
+"""``from_numpyro``: turn a plain numpyro model into a stochem model."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from stochem.models.numpyro_model._arguments import ModelArguments
+from stochem.models.numpyro_model._continuous import ContinuousNumpyroModel
+from stochem.models.numpyro_model._enumerated import EnumeratedNumpyroModel, plan_enumeration
+from stochem.models.numpyro_model._sites import check_latents_usable, trace_sites
+
+
+def from_numpyro(model_fn, *args, **kwargs):
+    """A stochem model from a numpyro model and its arguments; the model is not changed.
+
+    ``numpyro.param`` sites are the parameters θ (with their constraints and
+    initial values), unobserved ``numpyro.sample`` sites are the missing data m,
+    observed sites (``obs=...``, ``numpyro.factor``) are the data o. The model
+    is run once here, on the given arguments, to find its sites.
+
+    The data live in the arguments: fit with ``stochem.fit(model, None, ...)``.
+    Array arguments (numpy or JAX arrays) are passed to the compiled program as
+    data; other arguments (Python numbers, strings, ...) are static. Building
+    the model again with new arrays of the same shapes reuses the compiled
+    program.
+
+    Parameters: a NamedTuple with one field per param site (a site name that is
+    not a valid identifier is mapped, e.g. ``"beta.0"`` → ``beta_0``, see
+    ``model.params_type._fields``). ``init=None`` starts at each site's own
+    initial value; ``init`` may be a dict giving only some fields.
+
+    Completions: if every latent site is discrete with a finite support, the
+    model is an :class:`EnumeratedNumpyroModel` (``exact()`` enumerates the
+    sites, ``monte_carlo(S)`` draws exact posterior samples, ℓ(θ) is exact). If
+    they are continuous, a :class:`ContinuousNumpyroModel` (``mcmc(S)``; ℓ(θ)
+    is NaN in the trace, see :func:`estimate_loglik`). These models have no
+    closed-form M-step: pass ``mstep=stochem.gradient(optax.lbfgs(), 20)`` or
+    use ``model.default_mstep``.
+
+    Args:
+        model_fn: a numpyro model (a Python callable with numpyro primitives).
+        *args, **kwargs: its arguments, data included.
+
+    Returns:
+        An :class:`EnumeratedNumpyroModel` or a :class:`ContinuousNumpyroModel`.
+
+    Raises:
+        TypeError: ``model_fn`` is not callable.
+        ValueError: no param sites; a param without a valid initial value; a
+            discrete latent site with an unbounded support, or one that cannot
+            be enumerated; discrete and continuous latent sites mixed.
+
+    Example:
+        >>> import jax.numpy as jnp, numpy as np, numpyro, optax
+        >>> import numpyro.distributions as dist
+        >>> from numpyro.distributions import constraints
+        >>> import stochem as se
+        >>> def coins(heads):
+        ...     weights = numpyro.param("weights", jnp.array([0.5, 0.5]), constraint=constraints.simplex)
+        ...     probs = numpyro.param("probs", jnp.array([0.6, 0.5]), constraint=constraints.unit_interval)
+        ...     with numpyro.plate("sets", len(heads)):
+        ...         coin = numpyro.sample("coin", dist.Categorical(weights))
+        ...         numpyro.sample("heads", dist.Binomial(10, probs[coin]), obs=heads)
+        >>> model = se.models.from_numpyro(coins, np.array([5, 9, 8, 4, 7]))
+        >>> result = se.fit(model, None, mstep=se.gradient(optax.lbfgs(), 20), num_iters=10,
+        ...                 fixed=("weights",), init={})
+        >>> [round(float(p), 2) for p in result.params.probs]
+        [0.8, 0.52]
+    """
+    if not callable(model_fn):
+        raise TypeError(f"model_fn must be a numpyro model (a callable), got {type(model_fn).__name__}.")
+    arguments = ModelArguments.from_call(args, kwargs)
+    sites = trace_sites(model_fn, args, kwargs)
+    check_latents_usable(sites.latents)
+    if any(not site.is_discrete for site in sites.latents):
+        return ContinuousNumpyroModel(model_fn, arguments, sites)
+    model = EnumeratedNumpyroModel(model_fn, arguments, sites, plan_enumeration(sites))
+    data = model.prepare_data(None)
+    model.check_structure(model.params_type(*(jnp.asarray(site.init_value) for site in sites.params)), data)
+    return model

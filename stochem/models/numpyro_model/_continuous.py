@@ -1,0 +1,101 @@
+"""Numpyro models with continuous latent sites: MCMC-EM.
+
+P(m | o; θ) has no closed form, so the completion is ``stochem.mcmc(S)``: an
+HMC/NUTS chain on the latent sites with θ fixed. The chain moves in numpyro's
+unconstrained space: a *position* ``z`` maps each latent site to an
+unconstrained array, ``m = T(z)`` with ``T`` the bijection to the site's
+support, and the potential energy is::
+
+    U_θ(z) = −log p(o, T(z); θ) − log |det ∂T(z)/∂z|.
+
+Q has no statistics of fixed size, so the statistics are the draws themselves
+(:class:`LatentDraws`, constrained values) and Q is their average log joint::
+
+    Q(θ') = (1/S) Σ_s log p(o, m_s; θ').
+
+These statistics are not linear in anything, so they must not be averaged:
+``monte_carlo`` (which averages per-draw statistics) does not apply, and neither
+does an exact E-step. ℓ(θ) has no closed form either; the driver records NaN,
+and :func:`stochem.models.numpyro_model.estimate_loglik` gives an importance
+sampling estimate with its standard error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from numpyro.distributions.transforms import biject_to
+from numpyro.infer.util import constrain_fn, potential_energy
+
+from stochem.models.numpyro_model._model import NumpyroModel
+
+
+class LatentDraws(NamedTuple):
+    """Statistics of a continuous numpyro model: the sampled completions.
+
+    Attributes:
+        draws: ``{latent site name: values}``, each with a leading axis of
+            length S (the draws).
+        data: the model's array data as floats (Q(θ) needs them).
+    """
+
+    draws: Any
+    data: Any
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ContinuousNumpyroModel(NumpyroModel):
+    """A numpyro model with continuous latent sites: completion by ``stochem.mcmc``.
+
+    Capabilities: ``log_joint``, ``suff_stats``, ``complete_loglik`` and, for
+    the MCMC completion, ``init_position``, ``potential_energy`` and
+    ``stats_from_positions``. No ``log_marginal``, ``expected_stats`` or
+    ``sample_latent``: asking for them raises an ``AttributeError`` that names
+    the continuous sites.
+    """
+
+    def unconstrained_shapes(self) -> dict:
+        """``{latent site: shape of its unconstrained value}``."""
+        return {site.name: tuple(biject_to(site.distribution.support).inverse_shape(site.shape))
+                for site in self.sites.latents}
+
+    def init_position(self, params, data):
+        """Start of the chain: every unconstrained latent value 0 (numpyro's ``init_to_feasible``)."""
+        del params, data
+        return {name: jnp.zeros(shape) for name, shape in self.unconstrained_shapes().items()}
+
+    def potential_energy(self, params, data, position):
+        """U_θ(z) = −log p(o, T(z); θ) − log|det ∂T/∂z|, by numpyro's ``potential_energy``."""
+        args, kwargs = self.arguments.rebuild(data)
+        return potential_energy(self.with_params(params), args, kwargs, position)
+
+    def stats_from_positions(self, params, data, positions) -> LatentDraws:
+        """Statistics of S chain positions (a dict with a leading axis S): the constrained draws."""
+        args, kwargs = self.arguments.rebuild(data)
+        draws = constrain_fn(self.with_params(params), args, kwargs, positions, batch_ndims=1)
+        return LatentDraws(draws={name: draws[name] for name in self.latent_names},
+                           data=self.arguments.as_float(data))
+
+    def suff_stats(self, data, latent) -> LatentDraws:
+        """Statistics of one completion ``latent`` (a dict of site values): a single draw."""
+        return LatentDraws(draws={name: jnp.asarray(latent[name])[None] for name in self.latent_names},
+                           data=self.arguments.as_float(data))
+
+    def complete_loglik(self, params, stats: LatentDraws):
+        """Q(θ) = (1/S) Σ_s log p(o, m_s; θ)."""
+        data = self.arguments.restore_dtypes(stats.data)
+        per_draw = jax.vmap(lambda draw: self.log_joint(params, data, draw))(stats.draws)
+        return jnp.mean(per_draw)
+
+    def __getattr__(self, name):
+        if name in ("expected_stats", "sample_latent", "log_marginal", "posterior"):
+            raise AttributeError(
+                f"the latent sites {list(self.latent_names)} are continuous, so this model has no "
+                f"{name}: exact() and monte_carlo(num_samples) need a closed-form posterior; use "
+                "completion=stochem.mcmc(num_samples). For the log-likelihood use "
+                "stochem.models.numpyro_model.estimate_loglik."
+            )
+        raise AttributeError(name)

@@ -1,0 +1,311 @@
+"""Exact EM for numpyro models whose latent sites are all discrete with finite support.
+
+Supported structure (checked when the model is built, with an error naming the
+site otherwise): every latent site sits in the same single ``numpyro.plate``
+(the plate over observations, size N) and holds one value per plate element.
+Sites of one plate element are enumerated *jointly*: a configuration ``c`` is a
+choice of value for every latent site, ``L = Π_k |support_k|`` of them. Plate
+elements are enumerated *in parallel*: they are independent given θ, so the
+cost is ``N · L`` model evaluations (vectorized), never ``L^N``. A model whose
+latent sites sit in no plate is one element (``N = 1``): its latent sites are
+enumerated jointly. Sites outside the plate (a prior on θ, a penalty
+``numpyro.factor``) must not depend on the latent sites.
+
+With ``a_n(c) = Σ_{sites in the plate} log p(site_n | c; θ)`` (summed over any
+inner plates) and ``b(θ)`` the sites outside the plate::
+
+    log p(o, m; θ)     = Σ_n a_n(m_n) + b
+    ℓ(θ)               = Σ_n logsumexp_c a_n(c) + b
+    P(m_n = c | o; θ)  = softmax_c a_n(c)
+
+The statistics are the weights ``φ_nc`` of each configuration per element
+(posterior probabilities for exact completion, one-hot draws for sampled
+completion) and Q is linear in them, so ``monte_carlo`` averages stay exact::
+
+    Q(θ') = Σ_n Σ_c φ_nc a_n(c; θ') + b(θ').
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+from numpyro.infer.util import compute_log_probs
+
+from stochem import _validation
+from stochem.models.numpyro_model._model import NumpyroModel
+from stochem.models.numpyro_model._sites import ModelSites
+
+# Joint configurations per plate element above which enumeration is refused:
+# the weights alone take N · L numbers, and every model evaluation is vectorized
+# over the L configurations.
+MAX_CONFIGURATIONS = 4096
+
+
+class ConfigurationWeights(NamedTuple):
+    """Statistics of an enumerated numpyro model.
+
+    Attributes:
+        weights: ``[N, L]``, weight of each joint configuration of the latent
+            sites in each plate element (rows sum to one).
+        data: the model's array data as floats (Q(θ) needs them, and stochem's
+            gradient M-step passes only the statistics).
+    """
+
+    weights: Any
+    data: Any
+
+
+class EnumerationPlan(NamedTuple):
+    """Static facts for enumeration, found when the model is built.
+
+    Attributes:
+        plate: ``(name, dim, size)`` of the plate over observations, or ``None``
+            when the latent sites sit in no plate (then one element).
+        supports: per latent site, its support values ``[K, *event_shape]``.
+        local_sites: names of the sample sites inside the plate.
+    """
+
+    plate: Any
+    supports: tuple
+    local_sites: frozenset
+
+    @property
+    def num_elements(self) -> int:
+        return 1 if self.plate is None else self.plate.size
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(len(support) for support in self.supports)
+
+    @property
+    def num_configurations(self) -> int:
+        return math.prod(self.sizes)
+
+    def configurations(self) -> tuple[np.ndarray, ...]:
+        """Per latent site, its value in each configuration ``[L, *event_shape]`` (row-major order)."""
+        indices = np.unravel_index(np.arange(self.num_configurations), self.sizes)
+        return tuple(support[index] for support, index in zip(self.supports, indices))
+
+    def signature(self) -> tuple:
+        return (self.plate, tuple(map(lambda s: (s.shape, s.tobytes()), self.supports)),
+                tuple(sorted(self.local_sites)))
+
+
+def _support_values(site) -> np.ndarray:
+    try:
+        support = np.asarray(site.distribution.enumerate_support(expand=False))
+    except NotImplementedError as error:
+        raise ValueError(
+            f"latent site {site.name!r} ({type(site.distribution).__name__}) has a support that "
+            f"cannot be enumerated once for all plate elements ({error}); give every element the "
+            "same support (e.g. the same total_count)."
+        ) from None
+    return support.reshape((support.shape[0],) + site.event_shape)
+
+
+def _one_value_per_element(site, plate) -> bool:
+    """The site's batch shape is the plate's size at its dim and 1 elsewhere."""
+    batch = site.batch_shape
+    if plate is None:
+        return all(size == 1 for size in batch)
+    axis = len(batch) + plate.dim
+    return axis >= 0 and all(size == (plate.size if i == axis else 1) for i, size in enumerate(batch))
+
+
+def plan_enumeration(sites: ModelSites) -> EnumerationPlan:
+    """Check that the discrete latent sites can be enumerated, and how.
+
+    Raises:
+        ValueError: naming the site, when latent sites sit in different or
+            nested plates, hold several values per plate element, or have too
+            many joint configurations.
+    """
+    latents = sites.latents
+    plate_sets = {site.plates for site in latents}
+    if len(plate_sets) > 1:
+        raise ValueError(
+            "exact enumeration needs every discrete latent site in the same plate; the sites sit in "
+            + "; ".join(f"{site.name!r}: {[frame.name for frame in site.plates]}" for site in latents)
+            + ". Put them all under one numpyro.plate over the observations."
+        )
+    frames = plate_sets.pop() if plate_sets else ()
+    if len(frames) > 1:
+        raise ValueError(
+            f"latent site {latents[0].name!r} sits in nested plates {[frame.name for frame in frames]}; "
+            "exact enumeration supports discrete latent sites in one plate over the observations."
+        )
+    plate = frames[0] if frames else None
+    for site in latents:
+        if not _one_value_per_element(site, plate):
+            where = f"plate {plate.name!r} (size {plate.size})" if plate else "no plate"
+            raise ValueError(
+                f"latent site {site.name!r} has batch shape {site.batch_shape} in {where}: it holds "
+                "several independent values per plate element, which exact enumeration does not "
+                "support; declare each independent dimension with a numpyro.plate of its own "
+                "(only one plate over the observations is supported) or use .to_event()."
+            )
+    supports = tuple(_support_values(site) for site in latents)
+    sizes = [len(support) for support in supports]
+    if math.prod(sizes) > MAX_CONFIGURATIONS:
+        raise ValueError(
+            f"the latent sites {[site.name for site in latents]} have {math.prod(sizes)} joint "
+            f"configurations per plate element (support sizes {sizes}); exact enumeration allows "
+            f"{MAX_CONFIGURATIONS}. Use fewer or smaller discrete sites."
+        )
+    if plate is None:
+        local = frozenset(site.name for site in latents) | {site.name for site in sites.observed}
+    else:
+        in_plate = lambda plates: any(frame.name == plate.name for frame in plates)  # noqa: E731
+        local = frozenset(site.name for site in (*latents, *sites.observed) if in_plate(site.plates))
+    return EnumerationPlan(plate, supports, frozenset(local))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EnumeratedNumpyroModel(NumpyroModel):
+    """A numpyro model with discrete latent sites only: exact and Monte Carlo EM.
+
+    Capabilities: ``log_marginal`` (exact), ``expected_stats`` (exact
+    completion), ``sample_latent`` (exact posterior draws, a dict of site
+    values), ``suff_stats``, ``complete_loglik``, ``log_joint``. See the module
+    docstring for the enumeration and its limits.
+    """
+
+    plan: EnumerationPlan = dataclasses.field(repr=False)
+
+    def _signature(self) -> tuple:
+        return super()._signature() + (self.plan.signature(),)
+
+    # ----------------------------------------------------------- enumeration
+    def _configuration_latents(self):
+        """Per latent site, its value in each configuration, as JAX arrays ``[L, *event_shape]``."""
+        return {site.name: jnp.asarray(values, dtype=site.dtype)
+                for site, values in zip(self.sites.latents, self.plan.configurations())}
+
+    def site_log_probs(self, params, data) -> dict:
+        """``{site: log prob}`` under every configuration, each with a leading axis of length L."""
+        args, kwargs = self.arguments.rebuild(data)
+        model = self.with_params(params)
+        shapes = {site.name: site.shape for site in self.sites.latents}
+
+        def one_configuration(values):
+            latent = {name: jnp.broadcast_to(value, shapes[name]) for name, value in values.items()}
+            log_probs, _ = compute_log_probs(model, args, kwargs, latent, sum_log_prob=False)
+            return log_probs
+
+        return jax.vmap(one_configuration)(self._configuration_latents())
+
+    def _per_element(self, log_prob):
+        """``[L, *batch]`` -> ``[N, L]``: sum everything but the plate dimension."""
+        num_configurations = log_prob.shape[0]
+        if self.plan.plate is None:
+            return jnp.reshape(log_prob, (num_configurations, -1)).sum(axis=1)[None, :]
+        axis = log_prob.ndim + self.plan.plate.dim
+        by_element = jnp.moveaxis(log_prob, axis, 1)
+        return jnp.reshape(by_element, (num_configurations, self.plan.num_elements, -1)).sum(axis=2).T
+
+    def log_joint_tables(self, params, data):
+        """``(a, b)``: ``a[n, c] = a_n(c)`` of shape ``[N, L]``, and the scalar ``b`` (module docstring)."""
+        local = jnp.zeros((self.plan.num_elements, self.plan.num_configurations))
+        outside = jnp.zeros(self.plan.num_configurations)
+        for name, log_prob in self.site_log_probs(params, data).items():
+            if name in self.plan.local_sites:
+                local = local + self._per_element(log_prob)
+            else:
+                outside = outside + jnp.reshape(log_prob, (log_prob.shape[0], -1)).sum(axis=1)
+        return local, outside[0]
+
+    def check_structure(self, params, data) -> None:
+        """On concrete values: plate sites vary along the plate, outside sites ignore the latents.
+
+        Raises:
+            ValueError: naming the site that breaks the structure.
+        """
+        plate = self.plan.plate
+        for name, log_prob in self.site_log_probs(params, data).items():
+            log_prob = np.asarray(log_prob)
+            if name in self.plan.local_sites:
+                if plate is not None and (log_prob.ndim - 1 < -plate.dim
+                                          or log_prob.shape[log_prob.ndim + plate.dim] != plate.size):
+                    raise ValueError(
+                        f"site {name!r} is in plate {plate.name!r} but its log probability has batch "
+                        f"shape {log_prob.shape[1:]} without the plate's size {plate.size} at dim "
+                        f"{plate.dim}; give its distribution the plate's batch shape."
+                    )
+            else:
+                totals = log_prob.reshape(log_prob.shape[0], -1).sum(axis=1)
+                if not np.allclose(totals, totals[0], rtol=1e-10, atol=1e-10, equal_nan=True):
+                    raise ValueError(
+                        f"site {name!r} lies outside plate "
+                        f"{plate.name if plate else None!r} but depends on the latent sites "
+                        f"{list(self.latent_names)}; exact enumeration needs every site that depends "
+                        "on them inside their plate."
+                    )
+
+    # --------------------------------------------------------- capabilities
+    def posterior(self, params, data):
+        """``P(m_n = c | o_n; θ)``, shape ``[N, L]``."""
+        local, _ = self.log_joint_tables(params, data)
+        return jax.nn.softmax(local, axis=-1)
+
+    def log_marginal(self, params, data):
+        """ℓ(θ) = Σ_n logsumexp_c a_n(c) + b."""
+        local, outside = self.log_joint_tables(params, data)
+        return jnp.sum(logsumexp(local, axis=-1)) + outside
+
+    def configuration_index(self, latent):
+        """Latent site values (a dict) -> index of the configuration of each plate element, ``[N]``."""
+        num_elements = self.plan.num_elements
+        index = jnp.zeros((num_elements,), dtype=int)
+        for site, support in zip(self.sites.latents, self.plan.supports):
+            values = jnp.reshape(latent[site.name], (num_elements, 1) + site.event_shape)
+            matches = jnp.reshape(values == jnp.asarray(support)[None], (num_elements, len(support), -1))
+            index = index * len(support) + jnp.argmax(jnp.all(matches, axis=-1), axis=-1)
+        return index
+
+    def weights_stats(self, data, weights) -> ConfigurationWeights:
+        """The statistics for configuration weights ``φ`` ``[N, L]`` (linear in ``φ``)."""
+        return ConfigurationWeights(weights=weights, data=self.arguments.as_float(data))
+
+    def suff_stats(self, data, latent):
+        """Statistics of one completion ``latent`` (a dict of site values): one-hot configurations."""
+        weights = jax.nn.one_hot(self.configuration_index(latent), self.plan.num_configurations)
+        return self.weights_stats(data, weights)
+
+    def expected_stats(self, params, data):
+        return self.weights_stats(data, self.posterior(params, data))
+
+    def sample_latent(self, key, params, data):
+        """One exact posterior draw of every latent site: ``{site name: value}``."""
+        local, _ = self.log_joint_tables(params, data)
+        labels = jax.random.categorical(key, local, axis=-1)
+        return {site.name: jnp.reshape(values[labels], site.shape)
+                for site, values in zip(self.sites.latents, self._configuration_latents().values())}
+
+    def complete_loglik(self, params, stats: ConfigurationWeights):
+        """Q(θ) = Σ_n Σ_c φ_nc a_n(c; θ) + b(θ); configurations of weight 0 contribute nothing."""
+        local, outside = self.log_joint_tables(params, self.arguments.restore_dtypes(stats.data))
+        weights = stats.weights
+        present = weights > 0
+        return jnp.sum(jnp.where(present, weights * jnp.where(present, local, 0.0), 0.0)) + outside
+
+    def check_params(self, arrays, data):
+        super().check_params(arrays, data)
+        if data is not None:
+            params = self.params_type(**{name: jnp.asarray(value) for name, value in arrays.items()})
+            local, _ = self.log_joint_tables(params, data)
+            _validation.check_observations_possible("init", local)
+
+    def __getattr__(self, name):
+        if name in ("init_position", "potential_energy", "stats_from_positions"):
+            raise AttributeError(
+                f"mcmc() samples continuous latent sites, but the latent sites {list(self.latent_names)} "
+                "are discrete; use completion=exact() or monte_carlo(num_samples), which enumerate "
+                "them exactly (Gibbs steps for discrete sites are not implemented)."
+            )
+        raise AttributeError(name)

@@ -1,0 +1,239 @@
+"""Find a numpyro model's sites by running it once, and check them.
+
+The model is run once on its concrete arguments, under ``seed`` and ``trace``:
+
+* ``numpyro.param`` sites are the parameters θ (with their constraints);
+* unobserved ``numpyro.sample`` sites are the missing data m;
+* observed sample sites (``obs=...``, and ``numpyro.factor``) are the data o.
+
+Everything here runs on concrete values before any compiled code is traced,
+so bad models get a clear error naming the site and the fix.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro import handlers
+from numpyro.distributions import constraints
+from numpyro.distributions.transforms import biject_to
+from numpyro.primitives import Messenger
+
+
+class PlateFrame(NamedTuple):
+    """A ``numpyro.plate`` a site sits in: its name, batch dimension (negative) and size."""
+
+    name: str
+    dim: int
+    size: int
+
+
+class ParamSite(NamedTuple):
+    """A ``numpyro.param`` site.
+
+    Attributes:
+        name: the site name in the model.
+        field: the field of the params NamedTuple that holds it (``name`` when
+            that is a valid identifier, see :func:`field_names`).
+        constraint: its numpyro constraint (``constraints.real`` by default).
+        shape: shape of its value.
+        init_value: its initial value from the model (a numpy array).
+    """
+
+    name: str
+    field: str
+    constraint: Any
+    shape: tuple
+    init_value: Any
+
+    def signature(self) -> tuple:
+        return (self.name, self.field, repr(self.constraint), self.shape)
+
+
+class LatentSite(NamedTuple):
+    """An unobserved ``numpyro.sample`` site: one piece of the missing data.
+
+    Attributes:
+        name: the site name.
+        distribution: the site's distribution as traced at the initial
+            parameters (used only for static facts: support, shapes).
+        shape: shape of its value.
+        batch_shape, event_shape: shapes of its distribution.
+        plates: the plates it sits in, innermost last.
+        is_discrete: whether its support is discrete.
+        dtype: dtype of its value.
+    """
+
+    name: str
+    distribution: Any
+    shape: tuple
+    batch_shape: tuple
+    event_shape: tuple
+    plates: tuple
+    is_discrete: bool
+    dtype: Any
+
+    def signature(self) -> tuple:
+        return (self.name, self.shape, self.batch_shape, self.event_shape, self.plates,
+                self.is_discrete, str(self.dtype), repr(self.distribution.support))
+
+
+class ObservedSite(NamedTuple):
+    """An observed sample site (``obs=...`` or ``numpyro.factor``): its name and plates."""
+
+    name: str
+    plates: tuple
+
+
+class ModelSites(NamedTuple):
+    params: tuple  # ParamSite, in the order the model declares them
+    latents: tuple  # LatentSite
+    observed: tuple  # ObservedSite
+
+
+class _require_param_values(Messenger):
+    """Stop at a ``numpyro.param`` with no initial value, before the model uses the ``None``."""
+
+    def process_message(self, msg):
+        if msg["type"] == "param" and msg["args"] and msg["args"][0] is None and msg["value"] is None:
+            raise ValueError(
+                f"numpyro.param site {msg['name']!r} has no initial value, so EM has no start "
+                f"for it; give it one in the model: numpyro.param({msg['name']!r}, init_value, "
+                "constraint=...)."
+            )
+
+
+def field_names(site_names) -> tuple[str, ...]:
+    """Params NamedTuple field names for the param sites.
+
+    A site name that is a valid identifier is used as is. Otherwise each
+    character that cannot appear in an identifier becomes ``_``, and a name that
+    then starts with a digit or an underscore, or is a Python keyword, gets the
+    prefix ``param_``: ``"beta.0"`` → ``beta_0``, ``"_sd"`` → ``param__sd``.
+    """
+    fields = []
+    for name in site_names:
+        if name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_"):
+            fields.append(name)
+            continue
+        field = re.sub(r"\W", "_", name)
+        if not field or field[0].isdigit() or field.startswith("_") or keyword.iskeyword(field):
+            field = "param_" + field
+        fields.append(field)
+    seen = {}
+    for name, field in zip(site_names, fields):
+        if field in seen:
+            raise ValueError(
+                f"numpyro.param sites {seen[field]!r} and {name!r} both map to the params field "
+                f"{field!r}; rename one of them in the model."
+            )
+        seen[field] = name
+    return tuple(fields)
+
+
+def _plates_of(site) -> tuple:
+    return tuple(PlateFrame(frame.name, frame.dim, frame.size) for frame in site["cond_indep_stack"])
+
+
+def _param_site(site, field) -> ParamSite:
+    name = site["name"]
+    constraint = site["kwargs"].get("constraint", constraints.real)
+    value = np.asarray(site["value"], dtype=float)
+    inside = np.asarray(constraint.check(jnp.asarray(value)))
+    if not np.all(inside):
+        raise ValueError(
+            f"the initial value of numpyro.param site {name!r} lies outside its constraint "
+            f"{constraint}; give it an initial value that satisfies the constraint."
+        )
+    unconstrained = np.asarray(biject_to(constraint).inv(jnp.asarray(value)))
+    if not np.all(np.isfinite(unconstrained)):
+        raise ValueError(
+            f"the initial value of numpyro.param site {name!r} lies on the boundary of its "
+            f"constraint {constraint} (e.g. a probability of exactly 0 or 1), where the gradient "
+            "M-step cannot start; move it inside."
+        )
+    return ParamSite(name, field, constraint, value.shape, value)
+
+
+def _latent_site(site) -> LatentSite:
+    distribution = site["fn"]
+    return LatentSite(
+        name=site["name"],
+        distribution=distribution,
+        shape=tuple(np.shape(site["value"])),
+        batch_shape=tuple(distribution.batch_shape),
+        event_shape=tuple(distribution.event_shape),
+        plates=_plates_of(site),
+        is_discrete=bool(distribution.support.is_discrete),
+        dtype=jnp.asarray(site["value"]).dtype,
+    )
+
+
+def _check_no_subsampling(model_trace) -> None:
+    for site in model_trace.values():
+        if site["type"] == "plate":
+            size, subsample_size = site["args"][0], site["args"][1]
+            if subsample_size is not None and subsample_size != size:
+                raise ValueError(
+                    f"plate {site['name']!r} subsamples ({subsample_size} of {size}); EM needs "
+                    "the full data in each iteration, so remove subsample_size."
+                )
+
+
+def trace_sites(model_fn, args: tuple, kwargs: dict) -> ModelSites:
+    """Run the model once (concrete arguments, seed 0) and describe its sites.
+
+    Raises:
+        ValueError: the model has no param sites; a param has no initial value,
+            or one outside its constraint; a plate subsamples.
+    """
+    model = _require_param_values(handlers.seed(model_fn, rng_seed=0))
+    try:
+        model_trace = handlers.trace(model).get_trace(*args, **kwargs)
+    except Exception as error:  # keep the original error, and say where it happened
+        error.add_note("(raised while stochem ran the numpyro model once to find its sites)")
+        raise
+    _check_no_subsampling(model_trace)
+    param_traces = [site for site in model_trace.values() if site["type"] == "param"]
+    if not param_traces:
+        raise ValueError(
+            "the numpyro model has no numpyro.param sites, so EM has no parameters to fit; "
+            "declare each parameter with numpyro.param(name, init_value, constraint=...) "
+            "(numpyro.sample sites without obs= are the missing data, not parameters)."
+        )
+    fields = field_names([site["name"] for site in param_traces])
+    params = tuple(_param_site(site, field) for site, field in zip(param_traces, fields))
+    samples = [site for site in model_trace.values() if site["type"] == "sample"]
+    latents = tuple(_latent_site(site) for site in samples if not site["is_observed"])
+    observed = tuple(ObservedSite(site["name"], _plates_of(site)) for site in samples if site["is_observed"])
+    return ModelSites(params, latents, observed)
+
+
+def check_latents_usable(latents) -> None:
+    """Every latent site must be usable by some completion.
+
+    Discrete sites need a finite support (``exact`` / ``monte_carlo`` enumerate
+    them); continuous sites are sampled by ``mcmc``. Mixing both kinds would
+    need Gibbs steps for the discrete sites, which are not implemented.
+    """
+    for site in latents:
+        if site.is_discrete and not site.distribution.has_enumerate_support:
+            raise ValueError(
+                f"latent site {site.name!r} ({type(site.distribution).__name__}) is discrete with "
+                "an unbounded support, which cannot be enumerated (and mcmc() samples continuous "
+                "sites only); give it a finite support (e.g. a Categorical over 0..K-1) or "
+                "observe it."
+            )
+    discrete = [site.name for site in latents if site.is_discrete]
+    continuous = [site.name for site in latents if not site.is_discrete]
+    if discrete and continuous:
+        raise ValueError(
+            f"the model mixes discrete latent sites {discrete} with continuous ones {continuous}; "
+            "Gibbs steps for discrete sites under mcmc() are not implemented. Sum the discrete "
+            "sites out in the model (e.g. dist.MixtureSameFamily) or make them all discrete."
+        )
