@@ -4,11 +4,13 @@ from stochem.models.binomial_mixture import BinomialMixture, BinomialMixturePara
 from stochem.models.categorical_mixture import CategoricalMixture, CategoricalMixtureParams
 from stochem.models.dice_sum import DiceSum, DiceSumParams
 from stochem.models.gaussian_mixture import GaussianMixture, GaussianMixtureParams
+from stochem.models.hidden_markov import CategoricalHMMParams, GaussianHMMParams, HiddenMarkovModel
 from stochem.models.missing_gaussian import MissingGaussian, MissingGaussianParams
 from stochem.models.shifted_die import ShiftedDie, ShiftedDieParams
 
 __all__ = ["BinomialMixture", "BinomialMixtureParams",
            "CategoricalMixture", "CategoricalMixtureParams", "DiceSum", "DiceSumParams",
            "GaussianMixture", "GaussianMixtureParams",
+           "HiddenMarkovModel", "CategoricalHMMParams", "GaussianHMMParams",
            "MissingGaussian", "MissingGaussianParams",
            "ShiftedDie", "ShiftedDieParams"]

@@ -111,7 +111,9 @@ class CategoricalMixture(FiniteLatentModel):
         _validation.check_distribution("init.probs", arrays["probs"])
         if data is not None:
             params = CategoricalMixtureParams(*(jnp.asarray(arrays[f]) for f in self.params_type._fields))
-            _validation.check_observations_possible("init", self.log_joint_table(params, data))
+            # Compiled once per model and data shape: cheaper than op-by-op evaluation.
+            table = jax.jit(type(self).log_joint_table, static_argnums=0)(self, params, data)
+            _validation.check_observations_possible("init", table)
 
     def init_params(self, key, data):
         """Equal weights; each component's face probabilities drawn from Dirichlet(1, …, 1)."""

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import xlogy
 from numpyro.distributions import constraints
 
@@ -74,7 +75,9 @@ class DiceSum(FiniteLatentModel):
             _validation.check_distribution(f"init.{name}", arrays[name])
         if data is not None:
             params = DiceSumParams(jnp.asarray(arrays["probs1"]), jnp.asarray(arrays["probs2"]))
-            _validation.check_observations_possible("init", self.log_joint_table(params, data))
+            # Compiled once per model and data shape: cheaper than op-by-op evaluation.
+            table = jax.jit(type(self).log_joint_table, static_argnums=0)(self, params, data)
+            _validation.check_observations_possible("init", table)
 
     def init_params(self, key, data):
         """Both dice drawn independently from Dirichlet(1, …, 1)."""
@@ -95,11 +98,18 @@ class DiceSum(FiniteLatentModel):
         return jnp.where(exists, jnp.log(params.probs1)[None, :] + log_die2, -jnp.inf)
 
     def suff_stats(self, sums, latent):
-        die2, exists = self._die2_indices(sums)
-        weights = jnp.where(exists, latent, 0.0)
-        face_counts2 = jnp.bincount(jnp.clip(die2, 0, self.num_faces - 1).ravel(),
-                                    weights=weights.ravel(), length=self.num_faces)
-        return DiceSumStats(face_counts1=jnp.sum(weights, axis=0), face_counts2=face_counts2)
+        """Expected rolls of each face of each die, through the table of face pairs.
+
+        ``by_sum[t, i] = Σ_{n: s_n = t + 2} φ_ni`` collects the weight of die-1 face
+        ``i`` per sum; the pair (face i, face j) has sum ``i + j + 2`` (0-based),
+        so ``pairs[i, j] = by_sum[i + j, i]`` and each die's counts are the
+        pair table's margins. Pairs outside 1..F are never read, so impossible
+        entries of φ (weight 0) drop out.
+        """
+        by_sum = jax.nn.one_hot(sums - 2, 2 * self.num_faces - 1, dtype=latent.dtype).T @ latent
+        face1, face2 = np.indices((self.num_faces, self.num_faces))
+        pairs = by_sum[face1 + face2, face1]
+        return DiceSumStats(face_counts1=jnp.sum(pairs, axis=1), face_counts2=jnp.sum(pairs, axis=0))
 
     def m_step(self, stats):
         """probs_d = D_d / Σ D_d for each die (face counts floored at 10 eps)."""

@@ -77,7 +77,9 @@ class ShiftedDie(FiniteLatentModel):
         _validation.check_distribution("init.face_probs", arrays["face_probs"])
         if data is not None:
             params = ShiftedDieParams(jnp.asarray(arrays["p_heads"]), jnp.asarray(arrays["face_probs"]))
-            _validation.check_observations_possible("init", self.log_joint_table(params, data))
+            # Compiled once per model and data shape: cheaper than op-by-op evaluation.
+            table = jax.jit(type(self).log_joint_table, static_argnums=0)(self, params, data)
+            _validation.check_observations_possible("init", table)
 
     def init_params(self, key, data):
         """A fair coin (p_heads = 0.5); face probabilities drawn from Dirichlet(1, …, 1)."""
@@ -97,12 +99,15 @@ class ShiftedDie(FiniteLatentModel):
         return jnp.where(exists, log_coin + log_face, -jnp.inf)
 
     def suff_stats(self, shouts, latent):
-        faces, exists = self._face_indices(shouts)
-        weights = jnp.where(exists, latent, 0.0)
-        face_counts = jnp.bincount(jnp.clip(faces, 0, self.num_faces - 1).ravel(),
-                                   weights=weights.ravel(), length=self.num_faces)
+        """Heads, tails and rolls of each face, through the weights per shouted number.
+
+        ``by_shout[t, side] = Σ_{n: s_n = t + 1} φ_n,side``; face ``f`` was rolled
+        when ``f`` was shouted on heads or ``f + 1`` on tails. Heads on ``F + 1``
+        and tails on ``1`` are impossible (weight 0) and are never read.
+        """
+        by_shout = jax.nn.one_hot(shouts - 1, self.num_faces + 1, dtype=latent.dtype).T @ latent
         return ShiftedDieStats(heads=jnp.sum(latent[:, HEADS]), tails=jnp.sum(latent[:, TAILS]),
-                               face_counts=face_counts)
+                               face_counts=by_shout[:-1, HEADS] + by_shout[1:, TAILS])
 
     def m_step(self, stats):
         """p_heads = H / (H + T),  face_probs = D / Σ D  (D the face counts, floored at 10 eps)."""
