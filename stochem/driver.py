@@ -295,8 +295,13 @@ def fit(
     return FitResult(final_params, Trace(logliks, params_trace, diagnostics), iterations, converged)
 
 
-def warn_if_loglik_decreases(logliks, relative_rounding: float = 1e-9) -> None:
-    """Warn when exact EM's log-likelihood falls by more than rounding (a bug or a degenerate start)."""
+def warn_if_loglik_decreases(logliks) -> None:
+    """Warn when exact EM's log-likelihood falls by more than rounding (a bug or a degenerate start).
+
+    Rounding is taken as 1e-9 relative in float64 and 1000 machine epsilons in
+    lower precision (float32: 1.2e-4).
+    """
+    relative_rounding = max(1e-9, 1000 * float(jnp.finfo(jnp.result_type(logliks)).eps))
     logliks = np.asarray(logliks, dtype=float)
     if logliks.shape[-1] < 2:
         return

@@ -151,3 +151,17 @@ def test_num_samples_below_one_is_rejected(num_samples):
 def test_num_samples_must_be_an_integer():
     with pytest.raises(TypeError, match="num_samples"):
         se.monte_carlo(2.5)
+
+
+def test_exact_em_warns_when_its_loglik_falls_beyond_rounding():
+    from stochem.driver import warn_if_loglik_decreases
+
+    with pytest.warns(RuntimeWarning, match="decreased"):
+        warn_if_loglik_decreases(np.array([-10.0, -9.0, -9.5]))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_loglik_decreases(np.array([-10.0, -9.0, -9.0 - 1e-14]))
+        # float32 rounding (1e-7 relative) is not a decrease.
+        warn_if_loglik_decreases(np.array([-10.0, -9.0, -9.000001], dtype=np.float32))
