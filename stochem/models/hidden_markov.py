@@ -310,11 +310,10 @@ class HiddenMarkovModel(ModelBase):
         transition_key, emission_key = jax.random.split(key)
         dtype = jnp.result_type(float)
         initial_probs = jnp.full((num_states,), 1.0 / num_states, dtype)
-        random_rows = jax.random.dirichlet(transition_key, jnp.ones((num_states, num_states), dtype))
+        random_rows = _dirichlet_rows(transition_key, (num_states, num_states), 1, dtype)
         transition_matrix = 0.5 * jnp.eye(num_states, dtype=dtype) + 0.5 * random_rows
         if self._categorical:
-            emission_probs = jax.random.dirichlet(
-                emission_key, jnp.full((num_states, self.num_categories), 2.0, dtype))
+            emission_probs = _dirichlet_rows(emission_key, (num_states, self.num_categories), 2, dtype)
             return CategoricalHMMParams(initial_probs, transition_matrix, emission_probs)
         observations = data.observations.reshape(-1, data.observations.shape[-1])
         real = _mask(data).reshape(-1).astype(observations.dtype)
@@ -471,6 +470,16 @@ def _num_features(data) -> int:
         data = data[0]
     shape = np.shape(data)
     return 1 if len(shape) <= 1 else shape[-1]
+
+
+def _dirichlet_rows(key, shape, concentration: int, dtype):
+    """Rows from a symmetric Dirichlet with a whole-number concentration ``a``.
+
+    A Gamma(a) variable is a sum of ``a`` Exp(1) variables, and normalized Gammas
+    are Dirichlet; this avoids compiling ``jax.random.gamma``'s rejection loop.
+    """
+    gammas = jnp.sum(jax.random.exponential(key, (concentration,) + shape, dtype), axis=0)
+    return gammas / jnp.sum(gammas, axis=-1, keepdims=True)
 
 
 def _mask(data: HMMData):
