@@ -124,7 +124,9 @@ class HiddenMarkovModel(ModelBase):
     ``0..num_categories−1`` (categorical), or a float array ``[T]`` (one
     feature) or ``[T, D]`` (Gaussian). A single sequence must be an array or a
     flat list of numbers; a list whose items are themselves sequences is read
-    as several sequences. ``prepare_data`` pads them into :class:`HMMData`.
+    as several sequences (so give one multivariate sequence as an array
+    ``[T, D]``, not a list of rows). ``prepare_data`` pads them into
+    :class:`HMMData`; data already prepared passes through unchanged.
 
     Parameters: :class:`CategoricalHMMParams` (``initial_probs [K]``,
     ``transition_matrix [K, K]``, ``emission_probs [K, C]``) or
@@ -433,7 +435,7 @@ class HiddenMarkovModel(ModelBase):
     # --- simulation ---------------------------------------------------------------------------
 
     def sample(self, key, params, num_steps: int):
-        """Simulate one sequence: ``(states [T], observations [T] or [T, D])``.
+        """Simulate one sequence: ``(states [T], observations)``, ints ``[T]`` or floats ``[T, D]``.
 
         Args:
             key: a JAX PRNG key.
