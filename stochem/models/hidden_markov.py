@@ -270,7 +270,8 @@ class HiddenMarkovModel(ModelBase):
         _validation.check_distribution("init.transition_matrix (each row)", arrays["transition_matrix"])
         if self._categorical:
             _validation.check_shape("init.emission_probs", arrays["emission_probs"],
-                                    (num_states, self.num_categories), "(row i: state i's symbol distribution)")
+                                    (num_states, self.num_categories),
+                                    "(row i: state i's symbol distribution)")
             _validation.check_distribution("init.emission_probs (each row)", arrays["emission_probs"])
             if data is not None:
                 self._check_symbols_possible(arrays["emission_probs"], data)

@@ -114,7 +114,7 @@ def step_mask(num_steps: int, length=None):
 
 
 def _scaled_likelihoods(log_likelihoods, mask):
-    """``(s, m)``: ``s_t(k) = exp(ℓ_t(k) − m_t)``, ``m_t = max_k ℓ_t(k)``; ``s = 1``, ``m = 0`` when padded."""
+    """``s_t(k) = exp(ℓ_t(k) − m_t)`` and ``m_t = max_k ℓ_t(k)``; ``s = 1`` and ``m = 0`` if padded."""
     log_scale = jnp.max(log_likelihoods, axis=-1)
     scaled = jnp.exp(log_likelihoods - log_scale[:, None])
     return jnp.where(mask[:, None], scaled, 1.0), jnp.where(mask, log_scale, 0.0)

@@ -446,7 +446,8 @@ def test_simulated_sequences_follow_the_parameters():
         ({"num_states": 2, "emission": "poisson"}, ValueError, "emission must be one of"),
         ({"num_states": 0, "num_categories": 3}, ValueError, "num_states"),
         ({"num_states": 2.5, "num_categories": 3}, TypeError, "num_states"),
-        ({"num_states": 2, "emission": "gaussian", "num_categories": 3}, ValueError, "categorical emissions only"),
+        ({"num_states": 2, "emission": "gaussian", "num_categories": 3}, ValueError,
+         "categorical emissions only"),
         ({"num_states": 2, "emission": "gaussian", "reg_covar": -1.0}, ValueError, "reg_covar"),
     ],
 )

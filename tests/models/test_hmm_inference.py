@@ -83,8 +83,9 @@ def path_frequencies_match(initial_probs, transition_matrix, log_likelihoods, le
     probabilities = np.array([posterior[path] for path in paths])
     # Every path must be common enough to be seen: a rare one would make the check vacuous.
     assert probabilities.min() * num_draws > 20
-    draws = np.asarray(sample_paths(jax.random.split(jax.random.key(seed), num_draws), jnp.asarray(initial_probs),
-                            jnp.asarray(transition_matrix), jnp.asarray(log_likelihoods), length))
+    keys = jax.random.split(jax.random.key(seed), num_draws)
+    draws = np.asarray(sample_paths(keys, jnp.asarray(initial_probs), jnp.asarray(transition_matrix),
+                                    jnp.asarray(log_likelihoods), length))
     np.testing.assert_array_equal(draws[:, length:], hmm_inference.PADDED_STATE)
     index = {path: i for i, path in enumerate(paths)}
     indicators = np.zeros((num_draws, len(paths)))
