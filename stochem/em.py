@@ -7,7 +7,9 @@ One step from θ_t::
     θ_{t+1}[f] = θ_t[f] for every name f in ``fixed``
 
 The step also reports the observed-data log-likelihood ℓ(θ_t) when the model
-has one, so that a trace of T steps holds ℓ at θ_0 … θ_{T-1}.
+has one, so that a trace of T steps holds ℓ at θ_0 … θ_{T-1}. A completion
+that computed ℓ(θ_t) on the way keeps it in its state's ``loglik`` field and
+saves the second pass.
 """
 
 from __future__ import annotations
@@ -60,10 +62,13 @@ def build(model, data, completion, mstep, fixed=()) -> EMAlgorithm:
         )
 
     def step(key, state: EMState):
-        loglik = observed_loglik(model, state.params, data)
         stats, completion_state = completion_transform.update(
             key, state.params, data, state.completion_state
         )
+        if hasattr(completion_state, "loglik"):  # ℓ(θ_t) came with the E-step
+            loglik = completion_state.loglik
+        else:
+            loglik = observed_loglik(model, state.params, data)
         new_params, mstep_state = mstep_transform.update(stats, state.params, state.mstep_state)
         new_params = keep_fixed(new_params, state.params, fixed)
         info = EMInfo(loglik=loglik, diagnostics=completion_diagnostics(completion_state))

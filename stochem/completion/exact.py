@@ -1,10 +1,25 @@
-"""Exact completion: expected sufficient statistics under P(m | o; θ)."""
+"""Exact completion: expected sufficient statistics under P(m | o; θ).
+
+The E-step usually computes ℓ(θ) on the way (the normalizer of the
+posterior). A model that offers ``expected_stats_and_loglik(params, data)``
+returns both from one pass; the completion keeps ℓ(θ) in its state's
+``loglik`` field and EM records it instead of evaluating ℓ a second time.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
 
 from stochem.base import CompletionTransform, EmptyState
+
+
+class ExactState(NamedTuple):
+    """ℓ(θ) at the parameters last completed (NaN before the first step)."""
+
+    loglik: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +38,19 @@ class Exact:
                 f"{type(model).__name__} has none. Use completion=monte_carlo(num_samples) "
                 "or mcmc(num_samples) instead."
             )
+
+        if hasattr(model, "expected_stats_and_loglik"):
+
+            def init(params, data):
+                del params, data
+                return ExactState(loglik=jnp.asarray(jnp.nan))
+
+            def update(key, params, data, state):
+                del key, state
+                stats, loglik = model.expected_stats_and_loglik(params, data)
+                return stats, ExactState(loglik)
+
+            return CompletionTransform(init, update)
 
         def init(params, data):
             del params, data

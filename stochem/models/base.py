@@ -13,6 +13,7 @@ be cached on it) offering some of these capabilities:
 ``log_joint(params, data, latent)``        log p(o, m; θ)
 ``suff_stats(data, latent)``               T(o, m): the *only* place a statistic is written
 ``expected_stats(params, data)``           E[T(o, m) | o; θ]      (exact completion)
+``expected_stats_and_loglik(params, data)``  both in one pass (optional; saves a pass per step)
 ``sample_latent(key, params, data)``       m ~ P(m | o; θ)        (sampling completion)
 ``m_step(stats)``                          argmax_θ Q(θ) in closed form
 ``complete_loglik(params, stats)``         Q(θ) through the statistics (gradient M-step)
@@ -83,6 +84,13 @@ class FiniteLatentModel(ModelBase):
 
     def expected_stats(self, params, data):
         return self.suff_stats(data, self.posterior(params, data))
+
+    def expected_stats_and_loglik(self, params, data):
+        """``(E[T(o, m) | o; θ], ℓ(θ))`` from one evaluation of the log-joint table."""
+        table = self.log_joint_table(params, data)
+        log_normalizer = jax.scipy.special.logsumexp(table, axis=-1, keepdims=True)
+        posterior = jnp.exp(table - log_normalizer)
+        return self.suff_stats(data, posterior), jnp.sum(log_normalizer)
 
     def sample_latent(self, key, params, data):
         """One draw ``m_n ~ P(m_n | o_n; θ)`` per observation, one-hot, shape ``[N, L]``."""

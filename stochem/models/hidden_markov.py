@@ -371,6 +371,12 @@ class HiddenMarkovModel(ModelBase):
         """E[T(o, m) | o; θ] = ``suff_stats(data, posterior marginals)``."""
         return self.suff_stats(data, self.posterior(params, data))
 
+    def expected_stats_and_loglik(self, params, data: HMMData):
+        """``(E[T(o, m) | o; θ], ℓ(θ))`` from one forward–backward pass."""
+        result = self._per_sequence(hmm_inference.smoother, params, data)
+        latent = HMMLatent(result.state_probs, result.pair_probs)
+        return self.suff_stats(data, latent), jnp.sum(result.log_likelihood)
+
     def log_joint(self, params, data: HMMData, latent: HMMLatent):
         """log p(o, m; θ) for a one-hot path (its expectation for soft ``latent``)."""
         return self.complete_loglik(params, self.suff_stats(data, latent))
