@@ -25,6 +25,10 @@ CASES = {
     "missing_gaussian": (se.models.MissingGaussian(), MISSING),
     "shifted_die": (se.models.ShiftedDie(4), RNG.integers(1, 6, 30)),
     "dice_sum": (se.models.DiceSum(4), RNG.integers(2, 9, 30)),
+    "hmm_categorical": (se.models.HiddenMarkovModel(2, "categorical", num_categories=3),
+                        [RNG.integers(0, 3, 20), RNG.integers(0, 3, 9)]),
+    "hmm_gaussian": (se.models.HiddenMarkovModel(2, "gaussian"),
+                     [RNG.normal(size=(20, 2)), RNG.normal(size=(7, 2))]),
 }
 COMPLETIONS = {"exact": se.exact(), "monte_carlo": se.monte_carlo(3)}
 
