@@ -1,5 +1,6 @@
 """Incremental EM, online EM (minibatches and streamed chunks) and Polyak averaging."""
 
+import jax
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -38,25 +39,24 @@ def free_energies(model, heads, trace_params, num_blocks):
     last refreshed: all blocks at θ_0 first, then block (k − 1) mod B at θ_k.
     """
     data = model.prepare_data(heads)
+    tables = np.asarray(jax.vmap(lambda params: model.log_joint_table(params, data))(trace_params))
+    posteriors = np.exp(tables - np.logaddexp.reduce(tables, axis=-1, keepdims=True))
+    logliks = np.logaddexp.reduce(tables, axis=-1).sum(axis=-1)
     block_size = len(heads) // num_blocks
-    params_at = [model.params_type(*(np.asarray(leaf)[k] for leaf in trace_params))
-                 for k in range(np.asarray(trace_params[0]).shape[0])]
-    q = np.array(model.posterior(params_at[0], data))
-    energies, logliks = [], []
-    for k in range(len(params_at) - 1):
+    q = posteriors[0].copy()
+    energies = []
+    for k in range(tables.shape[0] - 1):
         if k > 0:
             block = (k - 1) % num_blocks
             rows = slice(block * block_size, (block + 1) * block_size)
-            q[rows] = np.asarray(model.posterior(params_at[k], data))[rows]
-        table = np.asarray(model.log_joint_table(params_at[k + 1], data))
-        entropy_terms = np.where(q > 0, q * (table - np.log(np.where(q > 0, q, 1.0))), 0.0)
-        energies.append(entropy_terms.sum())
-        logliks.append(float(model.log_marginal(params_at[k + 1], data)))
-    return np.array(energies), np.array(logliks)
+            q[rows] = posteriors[k][rows]
+        safe_q = np.where(q > 0, q, 1.0)
+        energies.append(np.where(q > 0, q * (tables[k + 1] - np.log(safe_q)), 0.0).sum())
+    return np.array(energies), logliks[1:]
 
 
-@settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 10_000), num_blocks=st.sampled_from([2, 3, 5, 6]),
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), num_blocks=st.sampled_from([2, 3, 5]),
        probs=st.lists(st.floats(0.05, 0.95), min_size=2, max_size=2), weight=st.floats(0.1, 0.9))
 def test_incremental_em_never_decreases_the_free_energy(seed, num_blocks, probs, weight):
     """Neal & Hinton's guarantee: F(q, θ) never decreases and bounds ℓ(θ) from below.
@@ -90,9 +90,9 @@ def test_online_em_reaches_the_exact_fixed_point():
     heads = coin_data(2000)
     exact = se.fit(MODEL, heads, init=START, num_iters=2000, tol=1e-13)
     seeds = list(range(12))
-    online = se.fit(MODEL, heads, init=START, num_iters=1500, key=seeds,
+    online = se.fit(MODEL, heads, init=START, num_iters=800, key=seeds,
                     completion=se.online_em(batch_size=50, step_size=se.saem_step_size(burn_in=20, exponent=0.6)))
-    averaged = se.polyak_average(online, burn_in=500)
+    averaged = se.polyak_average(online, burn_in=300)
     final = np.asarray(averaged.probs)[:, -1]
     assert_mean_matches(final, np.asarray(exact.params.probs))
     assert np.abs(final - np.asarray(exact.params.probs)).max() < 0.02
