@@ -131,8 +131,9 @@ class Mcmc:
         for name in _MODEL_CAPABILITIES:
             try:
                 getattr(model, name)
-            except AttributeError as error:
-                reason = str(error) if str(error) != name else f"{type(model).__name__} has no {name}(...)"
+            except AttributeError as error:  # a model may explain why it lacks a capability
+                explained = hasattr(type(model), "__getattr__") and str(error) != name
+                reason = str(error) if explained else f"{type(model).__name__} has no {name}(...)"
                 raise TypeError(f"completion=mcmc(...) cannot complete this model: {reason}") from None
 
     def __call__(self, model) -> CompletionTransform:

@@ -97,7 +97,7 @@ class ModelSites(NamedTuple):
 
 
 class _require_param_values(Messenger):
-    """Stop at a ``numpyro.param`` with no initial value, before the model uses the ``None``."""
+    """Stop at a ``numpyro.param`` without a valid initial value, before the model uses it."""
 
     def process_message(self, msg):
         if msg["type"] == "param" and msg["args"] and msg["args"][0] is None and msg["value"] is None:
@@ -106,6 +106,10 @@ class _require_param_values(Messenger):
                 f"for it; give it one in the model: numpyro.param({msg['name']!r}, init_value, "
                 "constraint=...)."
             )
+
+    def postprocess_message(self, msg):
+        if msg["type"] == "param":
+            _check_initial_value(msg["name"], msg["value"], msg["kwargs"].get("constraint", constraints.real))
 
 
 def field_names(site_names) -> tuple[str, ...]:
@@ -140,10 +144,8 @@ def _plates_of(site) -> tuple:
     return tuple(PlateFrame(frame.name, frame.dim, frame.size) for frame in site["cond_indep_stack"])
 
 
-def _param_site(site, field) -> ParamSite:
-    name = site["name"]
-    constraint = site["kwargs"].get("constraint", constraints.real)
-    value = np.asarray(site["value"], dtype=float)
+def _check_initial_value(name, value, constraint) -> None:
+    value = np.asarray(value, dtype=float)
     inside = np.asarray(constraint.check(jnp.asarray(value)))
     if not np.all(inside):
         raise ValueError(
@@ -157,7 +159,12 @@ def _param_site(site, field) -> ParamSite:
             f"constraint {constraint} (e.g. a probability of exactly 0 or 1), where the gradient "
             "M-step cannot start; move it inside."
         )
-    return ParamSite(name, field, constraint, value.shape, value)
+
+
+def _param_site(site, field) -> ParamSite:
+    constraint = site["kwargs"].get("constraint", constraints.real)
+    value = np.asarray(site["value"], dtype=float)
+    return ParamSite(site["name"], field, constraint, value.shape, value)
 
 
 def _latent_site(site) -> LatentSite:

@@ -1,0 +1,402 @@
+"""Numpyro models through ``from_numpyro``, checked against independent references.
+
+* the lecture scenarios written in numpyro follow, under exact EM by
+  enumeration with an L-BFGS M-step run to convergence, the same trajectory as
+  the hand-written models (and so reach the same fixed point and ℓ);
+* enumeration against brute force over every joint assignment of all
+  observations (numpyro's own log density, no plate logic);
+* exact posterior draws against the posterior, by z-scores;
+* cbpp GLMM by MCMC-EM against a maximum likelihood estimate by Gauss–Hermite
+  quadrature and scipy (slow);
+* importance-sampled ℓ against closed forms / quadrature, by z-scores;
+* compiled programs reused for new data of the same shapes;
+* bad models and bad input raise clear errors before tracing.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import optax
+import pytest
+from jax.scipy.special import logsumexp
+from numpyro.distributions import constraints
+from numpyro.infer.util import log_density
+from scipy import optimize, special, stats
+
+import stochem as se
+from stochem import driver
+from stochem.completion import sampled_stats
+from stochem.models.numpyro_model import ContinuousNumpyroModel, EnumeratedNumpyroModel, estimate_loglik
+from tests.mc_checks import assert_mean_matches, assert_sampled_stats_match_exact, z_threshold
+from tests.models import numpyro_examples as examples
+
+# One M-step object per module: equal factories share compiled programs.
+LBFGS_TO_CONVERGENCE = se.gradient(optax.lbfgs(), num_steps=30)
+
+COIN_HEADS = np.array([5, 9, 8, 4, 7])
+
+
+def _shifted_die_shouts(num_rolls=60, seed=1):
+    rng = np.random.default_rng(seed)
+    faces = rng.choice(4, size=num_rolls, p=[0.1, 0.2, 0.3, 0.4])
+    tails = rng.random(num_rolls) > 0.7
+    return faces + 1 + tails
+
+
+def _dice_sums(num_throws=80, seed=2):
+    rng = np.random.default_rng(seed)
+    return rng.choice(3, size=num_throws, p=[0.2, 0.3, 0.5]) + rng.choice(3, size=num_throws, p=[0.6, 0.3, 0.1]) + 2
+
+
+SHOUTS = _shifted_die_shouts()
+SUMS = _dice_sums()
+
+# (numpyro model, its arguments, hand-written model, its data, start, fixed fields)
+SCENARIOS = {
+    "two_coins": (examples.coins, (COIN_HEADS, 10), se.models.BinomialMixture(2, 10), COIN_HEADS,
+                  {"weights": [0.4, 0.6], "probs": [0.6, 0.5]}, ()),
+    "shifted_die": (examples.shifted_die, (SHOUTS, 4), se.models.ShiftedDie(4), SHOUTS,
+                    {"p_heads": 0.4, "face_probs": [0.3, 0.3, 0.2, 0.2]}, ()),
+    "dice_sum": (examples.dice_sum, (SUMS, 3), se.models.DiceSum(3), SUMS,
+                 {"probs1": [0.5, 0.3, 0.2], "probs2": [0.2, 0.3, 0.5]}, ()),
+}
+
+
+def _model(name):
+    model_fn, args, *_ = SCENARIOS[name]
+    return se.models.from_numpyro(model_fn, *args)
+
+
+# Heavier checks are marked slow (they still must pass); the coins keep each kind fast.
+SLOW = pytest.mark.slow
+
+
+# ------------------------------------------------------------------ exact EM
+@pytest.mark.parametrize("name", ["two_coins", pytest.param("shifted_die", marks=SLOW),
+                                  pytest.param("dice_sum", marks=SLOW)])
+def test_exact_em_follows_the_hand_written_model(name):
+    _, _, hand, hand_data, init, fixed = SCENARIOS[name]
+    model = _model(name)
+    assert isinstance(model, EnumeratedNumpyroModel)
+    num_iters = 60
+    ours = se.fit(model, None, mstep=LBFGS_TO_CONVERGENCE, init=init, num_iters=num_iters, fixed=fixed)
+    theirs = se.fit(hand, hand_data, init=init, num_iters=num_iters, fixed=fixed)
+
+    np.testing.assert_allclose(ours.trace.loglik, theirs.trace.loglik, rtol=0, atol=1e-6)
+    for field in hand.params_type._fields:
+        np.testing.assert_allclose(getattr(ours.trace.params, field), getattr(theirs.trace.params, field),
+                                   rtol=0, atol=1e-6, err_msg=field)
+    assert np.all(np.diff(ours.trace.loglik) >= -1e-9)  # exact EM never decreases ℓ
+
+    # The hand-written model's fixed point is one of ours (same compiled program, new start).
+    converged = se.fit(hand, hand_data, init=init, num_iters=5000, tol=1e-13, fixed=fixed)
+    assert converged.converged
+    stays = se.fit(model, None, mstep=LBFGS_TO_CONVERGENCE, init=converged.params._asdict(),
+                   num_iters=num_iters, fixed=fixed)
+    np.testing.assert_allclose(stays.trace.loglik, converged.trace.loglik[-1], rtol=0, atol=1e-6)
+    for field in hand.params_type._fields:
+        np.testing.assert_allclose(getattr(stays.params, field), getattr(converged.params, field),
+                                   rtol=0, atol=1e-6, err_msg=field)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_log_marginal_matches_hand_written_model_at_random_params(name):
+    _, _, hand, hand_data, _, _ = SCENARIOS[name]
+    model = _model(name)
+    params = hand.init_params(jax.random.key(7), hand.prepare_data(hand_data))
+    ours = model.log_marginal(model.params_type(*params), model.prepare_data(None))
+    np.testing.assert_allclose(ours, hand.log_marginal(params, hand.prepare_data(hand_data)), rtol=1e-12)
+
+
+def _log_factor_model(y, num_repeats):
+    """Two discrete sites per element, an inner plate of repeated observations, a factor on θ."""
+    probs = numpyro.param("probs", jnp.array([0.2, 0.5, 0.3]), constraint=constraints.simplex)
+    flip = numpyro.param("flip", 0.3, constraint=constraints.unit_interval)
+    scale = numpyro.param("scale", 1.5, constraint=constraints.positive)
+    numpyro.factor("shrink_scale", -0.5 * jnp.log(scale) ** 2)
+    with numpyro.plate("units", y.shape[0], dim=-2):
+        level = numpyro.sample("level", dist.Categorical(probs))
+        sign = numpyro.sample("sign", dist.Bernoulli(flip))
+        with numpyro.plate("repeats", num_repeats, dim=-1):
+            numpyro.sample("y", dist.Normal((2 * sign - 1) * level, scale), obs=y)
+
+
+def test_enumeration_matches_brute_force_over_all_assignments():
+    y = np.array([[0.3, 1.2], [-2.1, -1.7], [0.1, -0.2]])
+    model = se.models.from_numpyro(_log_factor_model, y, 2)
+    params = model.params_type(jnp.array([0.5, 0.2, 0.3]), jnp.asarray(0.6), jnp.asarray(0.8))
+    data = model.prepare_data(None)
+
+    levels, signs = (jnp.array(list(itertools.product(range(size), repeat=3)))[:, :, None] for size in (3, 2))
+
+    @jax.jit
+    def every_assignment(level):  # [3, 1]: the levels of all three units; every sign assignment
+        per_sign = lambda one_sign: log_density(model.with_params(params), (y, 2), {},  # noqa: E731
+                                                {"level": level, "sign": one_sign})[0]
+        return jax.vmap(per_sign)(signs)
+
+    joint = jax.vmap(every_assignment)(levels)  # [27 level assignments, 8 sign assignments]
+    np.testing.assert_allclose(model.log_marginal(params, data), logsumexp(joint), rtol=1e-12)
+    latent = {"level": jnp.array([[2], [0], [1]]), "sign": jnp.array([[1], [0], [1]])}
+    stats = model.suff_stats(data, latent)
+    np.testing.assert_allclose(model.complete_loglik(params, stats), model.log_joint(params, data, latent),
+                               rtol=1e-12)
+
+
+# ------------------------------------------------------------ sampled EM
+def _hand_weights(name, weights):
+    """Configuration weights of the numpyro model -> the hand-written model's latent table."""
+    if name == "shifted_die":  # configuration = 2 · face + heads; hand columns: heads, tails
+        by_face = weights.reshape(weights.shape[:-1] + (-1, 2))
+        return jnp.stack([by_face[..., 1].sum(-1), by_face[..., 0].sum(-1)], axis=-1)
+    if name == "dice_sum":  # configuration = F · die1 + die2; hand latent: die 1
+        return weights.reshape(weights.shape[:-1] + (3, 3)).sum(-1)
+    return weights
+
+
+@pytest.mark.parametrize("name", ["two_coins", pytest.param("shifted_die", marks=SLOW), "dice_sum"])
+def test_exact_posterior_draws_give_the_hand_written_expected_stats(name):
+    _, _, hand, hand_data, init, _ = SCENARIOS[name]
+    model = _model(name)
+    data = model.prepare_data(None)
+    params = model.prepare_params(init, data)
+    assert_sampled_stats_match_exact(model, params, data, jax.random.key(3), num_samples=2000)
+
+    draws = sampled_stats(model, jax.random.key(4), params, data, 2000)
+    hand_data = hand.prepare_data(hand_data)
+    hand_params = hand.prepare_params(init, hand_data)
+    per_draw = jax.vmap(lambda w: hand.suff_stats(hand_data, _hand_weights(name, w)))(draws.weights)
+    exact = hand.expected_stats(hand_params, hand_data)
+    leaves = zip(jax.tree_util.tree_leaves(per_draw), jax.tree_util.tree_leaves(exact))
+    for sampled, expected in leaves:
+        assert_mean_matches(np.asarray(sampled), np.asarray(expected))
+
+
+@pytest.mark.slow
+def test_monte_carlo_em_step_agrees_with_exact_step_within_monte_carlo_error():
+    """One MC-EM step from the same θ over many seeds, against the exact EM step."""
+    _, _, hand, hand_data, init, _ = SCENARIOS["shifted_die"]
+    model = _model("shifted_die")
+    seeds = list(range(24))
+    sampled = se.fit(model, None, completion=se.monte_carlo(500), mstep=LBFGS_TO_CONVERGENCE, init=init,
+                     num_iters=1, key=seeds)
+    exact = se.fit(hand, hand_data, init=init, num_iters=1)  # the same exact step (see above)
+    for field in ("p_heads", "face_probs"):
+        assert_mean_matches(np.asarray(getattr(sampled.params, field)), np.asarray(getattr(exact.params, field)))
+
+
+# --------------------------------------------------- identity and compilation
+def test_new_data_of_the_same_shapes_reuses_the_compiled_program():
+    first = se.models.from_numpyro(examples.coins, COIN_HEADS, 10)
+    second = se.models.from_numpyro(examples.coins, COIN_HEADS[::-1].copy() + 1, 10)
+    assert first == second and hash(first) == hash(second)
+    assert first != se.models.from_numpyro(examples.coins, COIN_HEADS, 9)
+    assert first != se.models.from_numpyro(examples.coins, COIN_HEADS[:4], 10)
+    init = {"weights": [0.5, 0.5], "probs": [0.6, 0.5]}
+    result_first = se.fit(first, None, mstep=LBFGS_TO_CONVERGENCE, init=init, num_iters=3)
+    traces = driver.trace_count
+    result_second = se.fit(second, None, mstep=LBFGS_TO_CONVERGENCE, init=init, num_iters=3)
+    assert driver.trace_count == traces
+    # The data travel as arguments, not constants: the second fit used its own data.
+    hand = se.fit(se.models.BinomialMixture(2, 10), COIN_HEADS[::-1] + 1, init=init, num_iters=3)
+    np.testing.assert_allclose(result_second.trace.loglik, hand.trace.loglik, atol=1e-6)
+    assert not np.allclose(result_first.trace.loglik, result_second.trace.loglik)
+
+
+def test_default_init_uses_the_models_initial_values_and_names_are_mapped():
+    def model_fn(heads):
+        weights = numpyro.param("mixture.weights", jnp.array([0.3, 0.7]), constraint=constraints.simplex)
+        probs = numpyro.param("probs", lambda key: jax.random.uniform(key, (2,), minval=0.2, maxval=0.8),
+                              constraint=constraints.unit_interval)
+        with numpyro.plate("sets", heads.shape[0]):
+            coin = numpyro.sample("coin", dist.Categorical(weights))
+            numpyro.sample("heads", dist.Binomial(10, probs[coin]), obs=heads)
+
+    model = se.models.from_numpyro(model_fn, COIN_HEADS)
+    assert model.params_type._fields == ("mixture_weights", "probs")
+    params = model.init_params(jax.random.key(0), model.prepare_data(None))
+    np.testing.assert_allclose(params.mixture_weights, [0.3, 0.7])
+    assert np.all((params.probs > 0.2) & (params.probs < 0.8))
+    result = se.fit(model, None, mstep=LBFGS_TO_CONVERGENCE, init={"probs": [0.6, 0.5]}, num_iters=2,
+                    fixed=("mixture_weights",))
+    np.testing.assert_allclose(result.params.mixture_weights, [0.3, 0.7])
+    assert model.default_mstep == model.default_mstep and model.constraints["probs"] is constraints.unit_interval
+
+
+# ------------------------------------------------------------ bad input
+def _no_params(y):
+    with numpyro.plate("data", y.shape[0]):
+        numpyro.sample("y", dist.Normal(0.0, 1.0), obs=y)
+
+
+def _param_without_value(y):
+    mu = numpyro.param("mu")
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def _param_outside_constraint(y):
+    sd = numpyro.param("sd", -1.0, constraint=constraints.positive)
+    numpyro.sample("y", dist.Normal(0.0, sd), obs=y)
+
+
+def _poisson_latent(y):
+    rate = numpyro.param("rate", 1.0, constraint=constraints.positive)
+    with numpyro.plate("data", y.shape[0]):
+        count = numpyro.sample("count", dist.Poisson(rate))
+        numpyro.sample("y", dist.Normal(count, 1.0), obs=y)
+
+
+def _mixed_latent(y):
+    mu = numpyro.param("mu", 0.0)
+    with numpyro.plate("data", y.shape[0]):
+        label = numpyro.sample("label", dist.Bernoulli(0.5))
+        z = numpyro.sample("z", dist.Normal(mu, 1.0))
+        numpyro.sample("y", dist.Normal(z + label, 1.0), obs=y)
+
+
+def _latents_in_two_plates(y):
+    p = numpyro.param("p", 0.5, constraint=constraints.unit_interval)
+    with numpyro.plate("a", y.shape[0]):
+        first = numpyro.sample("first", dist.Bernoulli(p))
+    with numpyro.plate("b", y.shape[0]):
+        second = numpyro.sample("second", dist.Bernoulli(p))
+        numpyro.sample("y", dist.Normal(first + second, 1.0), obs=y)
+
+
+def _outside_site_depends_on_latents(y):
+    p = numpyro.param("p", 0.5, constraint=constraints.unit_interval)
+    with numpyro.plate("data", y.shape[0]):
+        label = numpyro.sample("label", dist.Bernoulli(p))
+        numpyro.sample("y", dist.Normal(label, 1.0), obs=y)
+    numpyro.sample("total", dist.Normal(label.sum(), 1.0), obs=1.0)
+
+
+def _inhomogeneous_binomial(y, trials):
+    p = numpyro.param("p", 0.5, constraint=constraints.unit_interval)
+    with numpyro.plate("data", y.shape[0]):
+        count = numpyro.sample("count", dist.Binomial(trials, p))
+        numpyro.sample("y", dist.Normal(count, 1.0), obs=y)
+
+
+Y = np.array([0.5, 1.5, -0.2])
+
+
+@pytest.mark.parametrize("model_fn, args, message", [
+    (_no_params, (Y,), "no numpyro.param sites"),
+    (_param_without_value, (Y,), "'mu' has no initial value"),
+    (_param_outside_constraint, (Y,), "'sd' lies outside its constraint"),
+    (_poisson_latent, (Y,), "'count' .*unbounded support"),
+    (_mixed_latent, (Y,), "mixes discrete latent sites \\['label'\\] with continuous ones \\['z'\\]"),
+    (_latents_in_two_plates, (Y,), "same plate.*'first'.*'second'"),
+    (_outside_site_depends_on_latents, (Y,), "'total' lies outside plate 'data'"),
+    (_inhomogeneous_binomial, (Y, np.array([2, 3, 4])), "'count'.*cannot be enumerated"),
+])
+def test_bad_models_are_refused_when_built(model_fn, args, message):
+    with pytest.raises(ValueError, match=message):
+        se.models.from_numpyro(model_fn, *args)
+
+
+def test_bad_calls_raise_before_tracing():
+    with pytest.raises(TypeError, match="model_fn must be a numpyro model"):
+        se.models.from_numpyro("not a model")
+    model = _model("two_coins")
+    traces = driver.trace_count
+    with pytest.raises(TypeError, match="fit\\(model, None"):
+        se.fit(model, COIN_HEADS, mstep=LBFGS_TO_CONVERGENCE)
+    with pytest.raises(ValueError, match="unknown: \\['prob'\\]"):
+        se.fit(model, None, mstep=LBFGS_TO_CONVERGENCE, init={"prob": [0.5, 0.5]})
+    with pytest.raises(ValueError, match="init.probs must have shape \\(2,\\)"):
+        se.fit(model, None, mstep=LBFGS_TO_CONVERGENCE, init={"probs": [0.5, 0.5, 0.5]})
+    with pytest.raises(ValueError, match="init.weights must satisfy the constraint"):
+        se.fit(model, None, mstep=LBFGS_TO_CONVERGENCE, init={"weights": [0.5, 0.6]})
+    with pytest.raises(ValueError, match="init.probs lies on the boundary"):
+        se.fit(model, None, mstep=LBFGS_TO_CONVERGENCE, init={"probs": [1.0, 0.5]})
+    assert driver.trace_count == traces
+
+
+def test_continuous_latents_refuse_exact_and_monte_carlo_completion():
+    model = se.models.from_numpyro(examples.normal_normal, Y, 1.0)
+    assert isinstance(model, ContinuousNumpyroModel)
+    assert not hasattr(model, "log_marginal")
+    with pytest.raises(AttributeError, match="latent sites \\['z'\\] are continuous.*mcmc"):
+        model.expected_stats  # noqa: B018
+    with pytest.raises(TypeError, match="exact"):
+        se.fit(model, None, mstep=LBFGS_TO_CONVERGENCE, num_iters=1)
+    with pytest.raises(TypeError, match="monte_carlo"):
+        se.fit(model, None, completion=se.monte_carlo(10), mstep=LBFGS_TO_CONVERGENCE, num_iters=1)
+
+
+# ---------------------------------------------------- observed-data ℓ by IS
+@pytest.mark.parametrize("proposal", ["laplace", "prior"])
+def test_importance_sampled_loglik_matches_the_closed_form(proposal):
+    y = np.array([0.4, -1.3, 2.2, 0.9])
+    model = se.models.from_numpyro(examples.normal_normal, y, 0.7)
+    params = {"mu": 0.3, "tau": 1.1}
+    exact = np.sum(stats.norm.logpdf(y, 0.3, np.sqrt(1.1**2 + 0.7**2)))
+    estimate = estimate_loglik(model, params, jax.random.key(0), num_samples=4000, proposal=proposal)
+    assert 0 < float(estimate.stderr) < 0.1
+    assert abs(float(estimate.loglik) - exact) / float(estimate.stderr) < z_threshold(1)
+    discrete = _model("two_coins")
+    exact_coins = estimate_loglik(discrete, {}, key=0)
+    assert float(exact_coins.stderr) == 0.0
+
+
+# ------------------------------------------------------------- cbpp GLMM
+def _gauss_hermite_loglik(theta, design, herd, size, incidence, num_herds, num_nodes=40):
+    """ℓ(β, σ) = Σ_h log ∫ Π_{i in h} Binom(y_i | n_i, logit⁻¹(x_i β + σ z)) φ(z) dz by Gauss–Hermite."""
+    beta, sd = theta[:-1], np.exp(theta[-1])
+    nodes, weights = np.polynomial.hermite.hermgauss(num_nodes)
+    intercepts = np.sqrt(2.0) * sd * nodes  # [Q]
+    logits = (design @ beta)[:, None] + intercepts[None, :]  # [I, Q]
+    log_binomial = (special.gammaln(size + 1) - special.gammaln(incidence + 1)
+                    - special.gammaln(size - incidence + 1))[:, None]
+    log_lik = log_binomial + incidence[:, None] * -np.logaddexp(0, -logits) + (size - incidence)[:, None] * \
+        -np.logaddexp(0, logits)
+    per_herd = np.zeros((num_herds, num_nodes))
+    np.add.at(per_herd, herd, log_lik)
+    return np.sum(special.logsumexp(per_herd + np.log(weights / np.sqrt(np.pi)), axis=1))
+
+
+def _cbpp_quadrature_mle():
+    arguments = examples.cbpp_arguments()
+    result = optimize.minimize(lambda theta: -_gauss_hermite_loglik(theta, *arguments),
+                               x0=np.array([-1.0, 0.0, 0.0, 0.0, 0.0]), method="BFGS",
+                               options={"gtol": 1e-8})
+    assert result.success
+    return result.x[:-1], np.exp(result.x[-1]), -result.fun
+
+
+@pytest.mark.slow
+def test_cbpp_glmm_mcmc_em_agrees_with_the_quadrature_mle():
+    """4 seeds × 150 MCMC-EM iterations (200 NUTS draws each) against the quadrature MLE.
+
+    The iterates fluctuate around the MLE; averaging each seed's last 100
+    iterations in 5 batches of 20 gives 20 batch means whose spread is the
+    Monte Carlo standard error of their mean (batches longer than the EM
+    iterates' correlation time, a few iterations).
+    """
+    beta_mle, sd_mle, loglik_mle = _cbpp_quadrature_mle()
+    # lme4's published fit (AGQ) as a sanity check of the quadrature itself.
+    np.testing.assert_allclose(beta_mle, [-1.40, -0.99, -1.13, -1.58], atol=0.02)
+    assert abs(sd_mle - 0.64) < 0.02
+
+    model = se.models.from_numpyro(examples.cbpp_glmm, *examples.cbpp_arguments())
+    # Seeds one after the other (one compiled program; see tests/completion/test_mcmc.py).
+    results = [se.fit(model, None, completion=se.mcmc(200), mstep=model.default_mstep, num_iters=150, key=seed)
+               for seed in range(4)]
+    tail = np.stack([np.concatenate([r.trace.params.beta, r.trace.params.herd_sd[:, None]], axis=1)[-100:]
+                     for r in results])  # [seeds, 100, 5]
+    batch_means = tail.reshape(4, 5, 20, 5).mean(axis=2).reshape(20, 5)
+    z = assert_mean_matches(batch_means, np.append(beta_mle, sd_mle))
+    assert np.all(np.abs(batch_means.mean(0) - np.append(beta_mle, sd_mle)) < 0.05), z
+    assert all(np.all(np.asarray(r.trace.diagnostics.num_divergent) == 0) for r in results)
+
+    estimate = estimate_loglik(model, model.params_type(jnp.asarray(beta_mle), jnp.asarray(sd_mle)),
+                               jax.random.key(0), num_samples=2000)
+    assert abs(float(estimate.loglik) - loglik_mle) / float(estimate.stderr) < z_threshold(1)
