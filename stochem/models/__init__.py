@@ -6,11 +6,12 @@ from stochem.models.dice_sum import DiceSum, DiceSumParams
 from stochem.models.gaussian_mixture import GaussianMixture, GaussianMixtureParams
 from stochem.models.hidden_markov import CategoricalHMMParams, GaussianHMMParams, HiddenMarkovModel
 from stochem.models.missing_gaussian import MissingGaussian, MissingGaussianParams
+from stochem.models.numpyro_model import from_numpyro
 from stochem.models.shifted_die import ShiftedDie, ShiftedDieParams
 
 __all__ = ["BinomialMixture", "BinomialMixtureParams",
            "CategoricalMixture", "CategoricalMixtureParams", "DiceSum", "DiceSumParams",
            "GaussianMixture", "GaussianMixtureParams",
            "HiddenMarkovModel", "CategoricalHMMParams", "GaussianHMMParams",
-           "MissingGaussian", "MissingGaussianParams",
+           "MissingGaussian", "MissingGaussianParams", "from_numpyro",
            "ShiftedDie", "ShiftedDieParams"]
