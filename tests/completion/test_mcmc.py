@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-import optax
 import pytest
 
 import stochem as se

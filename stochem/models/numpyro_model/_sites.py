@@ -16,7 +16,6 @@ import keyword
 import re
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from numpyro import handlers
