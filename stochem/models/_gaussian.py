@@ -16,17 +16,33 @@ tied        [D, D]       Σ_n (Σ_k φ_nk) x_n x_nᵀ  [D, D]     Σ = (S2 − �
 
 The second moments are *raw* (not centred), so statistics of separate blocks
 of data add up. The second moments have the same shape as the covariances.
+Each is a matrix product over the data axis (``Σ_n (φ_nk x_n) x_nᵀ``,
+``Σ_n φ_nk x_nd²``, ...), computed in the *column layout* ``xᵀ [D, N]``,
+``φᵀ [K, N]`` that the blocked passes of :mod:`stochem.models.gaussian_mixture`
+use: elementwise work then runs along contiguous rows of length ``N``.
 
-Densities and Q(θ) go through Cholesky factors ``Σ = L Lᵀ``:
-``log |Σ| = 2 Σ_d log L_dd`` and ``(x − μ)ᵀ Σ⁻¹ (x − μ) = ‖L⁻¹ (x − μ)‖²`` by a
-triangular solve; for the diagonal structures ``L = diag(σ)``.
+Densities go through Cholesky factors ``Σ = L Lᵀ`` and the *whitening*
+``P = L⁻¹``: ``log |Σ| = −2 Σ_d log P_dd`` and
+``(x − μ)ᵀ Σ⁻¹ (x − μ) = ‖P (x − μ)‖²`` (scikit-learn's formulation, with
+``Pᵀ`` its ``precisions_cholesky_``). For the full structure the whitenings of
+all K components are stacked into one ``[K·D, D]`` matrix, so a block of points
+is whitened by one matrix product; the points are first shifted by the centre
+of the means so that data far from the origin loses no digits. For the
+diagonal structures ``P = diag(1/σ)``. Everything that depends on θ alone
+(factors, whitenings, log-normalizers) is computed once per E-step in a
+*density plan*, and each structure's ``log_density_columns(plan, xᵀ)``
+evaluates it on a block of points in the column layout ``[D, B]``, giving
+``[K, B]``.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import solve_triangular
 from numpyro.distributions import constraints
 
@@ -43,28 +59,13 @@ def log_det_from_cholesky(scale_tril):
     return 2.0 * jnp.sum(jnp.log(jnp.diagonal(scale_tril, axis1=-2, axis2=-1)), axis=-1)
 
 
-def log_density_cholesky(x, means, scale_tril):
-    """``log N(x_n; μ_k, L_k L_kᵀ)`` for every pair, shape ``[N, K]``.
+def whitening_from_cholesky(scale_tril):
+    """``P = L⁻¹`` (lower triangular, batched), so that ``Σ⁻¹ = Pᵀ P``.
 
-    Args:
-        x: data ``[N, D]``.
-        means: ``[K, D]``.
-        scale_tril: lower Cholesky factors ``[K, D, D]``.
+    One triangular solve on ``[..., D, D]``: the cost does not grow with the data.
     """
-    num_features = x.shape[-1]
-    diffs = x[None, :, :] - means[:, None, :]  # [K, N, D]
-    whitened = solve_triangular(scale_tril, jnp.swapaxes(diffs, -1, -2), lower=True)  # [K, D, N]
-    mahalanobis = jnp.sum(whitened**2, axis=-2)  # [K, N]
-    log_det = log_det_from_cholesky(scale_tril)  # [K]
-    return -0.5 * (num_features * _LOG_2PI + log_det[:, None] + mahalanobis).T
-
-
-def log_density_diagonal(x, means, variances):
-    """``log N(x_n; μ_k, diag(σ²_k))`` for every pair, shape ``[N, K]``; variances ``[K, D]``."""
-    num_features = x.shape[-1]
-    whitened = (x[:, None, :] - means[None, :, :]) / jnp.sqrt(variances)[None, :, :]  # [N, K, D]
-    log_det = jnp.sum(jnp.log(variances), axis=-1)  # [K]
-    return -0.5 * (num_features * _LOG_2PI + log_det[None, :] + jnp.sum(whitened**2, axis=-1))
+    identity = jnp.broadcast_to(jnp.eye(scale_tril.shape[-1], dtype=scale_tril.dtype), scale_tril.shape)
+    return solve_triangular(scale_tril, identity, lower=True)
 
 
 def trace_of_solve_cholesky(scale_tril, matrix):
@@ -98,6 +99,55 @@ def _check_positive(name, array):
         raise ValueError(f"{name} must be positive (variances); found {array.min():g}.")
 
 
+# --- density plans -------------------------------------------------------------------------------
+
+
+class DensityPlan(NamedTuple):
+    """Everything ``log N(x; μ_k, Σ_k)`` needs that depends on θ alone.
+
+    Attributes:
+        centre: ``c [D]``; rows are shifted by it before any product.
+        whitening: full ``[K·D, D]`` (the ``P_k`` stacked), tied ``[D, D]`` (``P``),
+            diag and spherical ``[K, D]`` (the precisions ``1/σ²``). Each
+            structure's ``log_density_columns`` reads its own layout.
+        offsets: full ``[K·D, 1]`` and tied ``[K, D, 1]``: ``P_k (μ_k − c)``; diag
+            and spherical ``[K, D, 1]``: ``μ_k − c``.
+        log_normalizer: ``−½ (D log 2π + log |Σ_k|)``, ``[K]``.
+    """
+
+    centre: Any
+    whitening: Any
+    offsets: Any
+    log_normalizer: Any
+
+
+def _centre_of(means):
+    """The shift ``c [D, 1]`` applied to the points before any product."""
+    return jnp.mean(means, axis=0)[:, None]
+
+
+def _sum_over_features(squares, num_components):
+    """``[K·D, B] → [K, B]``: each component's sum over its D whitened coordinates."""
+    num_features = squares.shape[0] // num_components
+    if num_features == 1:
+        return squares
+    # A 0/1 matrix product: faster on CPUs than a strided reduction, and exact.
+    indicator = np.kron(np.eye(num_components), np.ones((1, num_features)))
+    return jnp.asarray(indicator, squares.dtype) @ squares
+
+
+def _weighted_outer_sums(points_t, weights_t):
+    """``Σ_n w_kn x_n x_nᵀ`` for each row ``k`` of ``weights_t [K, N]``; ``points_t [D, N]`` → ``[K, D, D]``."""
+    num_components, num_features = weights_t.shape[0], points_t.shape[0]
+    weighted = (weights_t[:, None, :] * points_t[None, :, :]).reshape(num_components * num_features, -1)
+    return contract_points(weighted, points_t).reshape(num_components, num_features, num_features)
+
+
+def contract_points(left_t, right_t):
+    """``left_t [A, N] @ right_t [C, N]ᵀ``: a sum over the points (column layout), ``[A, C]``."""
+    return jax.lax.dot_general(left_t, right_t, (((1,), (1,)), ((), ())))
+
+
 # --- the four structures ---------------------------------------------------------------------
 
 
@@ -113,15 +163,35 @@ class Full:
     def check(self, name, covariances):
         _validation.check_positive_definite(name, covariances)
 
+    def second_moments_columns(self, points_t, phi_t):
+        """``Σ_n φ_nk x_n x_nᵀ`` from ``xᵀ [D, N]`` and ``φᵀ [K, N]``, ``[K, D, D]``."""
+        return _weighted_outer_sums(points_t, phi_t)
+
     def second_moments(self, x, phi):
-        return jnp.einsum("nk,nd,ne->kde", phi, x, x)
+        return self.second_moments_columns(x.T, phi.T)
 
     def m_step(self, padded_counts, means, second_moments, reg_covar):
         covariances = second_moments / padded_counts[:, None, None] - _outer(means)
         return _symmetrize(covariances) + reg_covar * jnp.eye(means.shape[-1])
 
+    def density_plan(self, means, covariances):
+        num_components, num_features = means.shape
+        whitening = whitening_from_cholesky(jnp.linalg.cholesky(covariances))  # P_k, [K, D, D]
+        centre = _centre_of(means)
+        offsets = jnp.einsum("ked,kd->ke", whitening, means - centre[:, 0])
+        log_det = -2.0 * jnp.sum(jnp.log(jnp.diagonal(whitening, axis1=-2, axis2=-1)), axis=-1)
+        return DensityPlan(centre, whitening.reshape(num_components * num_features, num_features),
+                           offsets.reshape(-1, 1), -0.5 * (num_features * _LOG_2PI + log_det))
+
+    def log_density_columns(self, plan, points_t):
+        """``log N(x_n; μ_k, Σ_k)`` for points ``[D, B]``, ``[K, B]``: ``‖P_k (x − c) − P_k (μ_k − c)‖²``."""
+        whitened = plan.whitening @ (points_t - plan.centre) - plan.offsets  # [K·D, B]
+        mahalanobis = _sum_over_features(whitened * whitened, plan.log_normalizer.shape[0])
+        return plan.log_normalizer[:, None] - 0.5 * mahalanobis
+
     def log_density(self, x, means, covariances):
-        return log_density_cholesky(x, means, jnp.linalg.cholesky(covariances))
+        """``log N(x_n; μ_k, Σ_k)`` for every pair, ``[N, K]``."""
+        return self.log_density_columns(self.density_plan(means, covariances), x.T).T
 
     def expected_log_density(self, counts, first_moments, second_moments, means, covariances):
         """``Σ_k Σ_n φ_nk log N(x_n; μ_k, Σ_k)``, through the statistics."""
@@ -145,8 +215,12 @@ class Diag:
     def check(self, name, covariances):
         _check_positive(name, covariances)
 
+    def second_moments_columns(self, points_t, phi_t):
+        """``Σ_n φ_nk x_nd²`` from ``xᵀ [D, N]`` and ``φᵀ [K, N]``, ``[K, D]``."""
+        return contract_points(phi_t, points_t * points_t)
+
     def second_moments(self, x, phi):
-        return phi.T @ (x * x)
+        return self.second_moments_columns(x.T, phi.T)
 
     def m_step(self, padded_counts, means, second_moments, reg_covar):
         return second_moments / padded_counts[:, None] - means**2 + reg_covar
@@ -156,8 +230,23 @@ class Diag:
         del num_features
         return covariances
 
+    def density_plan(self, means, covariances):
+        num_features = means.shape[-1]
+        variances = self.variances(covariances, num_features)
+        centre = _centre_of(means)
+        log_det = jnp.sum(jnp.log(variances), axis=-1)
+        return DensityPlan(centre, 1.0 / variances, (means - centre[:, 0])[:, :, None],
+                           -0.5 * (num_features * _LOG_2PI + log_det))
+
+    def log_density_columns(self, plan, points_t):
+        """``log N(x_n; μ_k, diag σ²_k)`` for points ``[D, B]``, ``[K, B]``: ``Σ_d (x_d − μ_kd)² / σ²_kd``."""
+        deviations = (points_t - plan.centre)[None, :, :] - plan.offsets  # [K, D, B]
+        mahalanobis = jnp.sum(deviations * deviations * plan.whitening[:, :, None], axis=1)
+        return plan.log_normalizer[:, None] - 0.5 * mahalanobis
+
     def log_density(self, x, means, covariances):
-        return log_density_diagonal(x, means, self.variances(covariances, x.shape[-1]))
+        """``log N(x_n; μ_k, diag σ²_k)`` for every pair, ``[N, K]``."""
+        return self.log_density_columns(self.density_plan(means, covariances), x.T).T
 
     def expected_log_density(self, counts, first_moments, second_moments, means, covariances):
         """``Σ_k Σ_n φ_nk log N(x_n; μ_k, diag σ²_k)``, through the statistics."""
@@ -182,8 +271,9 @@ class Spherical(Diag):
     def shape(self, num_components, num_features):
         return (num_components,)
 
-    def second_moments(self, x, phi):
-        return phi.T @ jnp.sum(x * x, axis=-1)
+    def second_moments_columns(self, points_t, phi_t):
+        """``Σ_n φ_nk ‖x_n‖²`` from ``xᵀ [D, N]`` and ``φᵀ [K, N]``, ``[K]``."""
+        return phi_t @ jnp.sum(points_t * points_t, axis=0)
 
     def m_step(self, padded_counts, means, second_moments, reg_covar):
         num_features = means.shape[-1]
@@ -211,19 +301,38 @@ class Tied:
     def check(self, name, covariances):
         _validation.check_positive_definite(name, covariances)
 
+    def second_moments_columns(self, points_t, phi_t):
+        """``Σ_n (Σ_k φ_nk) x_n x_nᵀ`` from ``xᵀ [D, N]`` and ``φᵀ [K, N]``, ``[D, D]``.
+
+        ``Σ_k φ_nk = 1`` for a proper assignment; weighting by it keeps T linear in φ.
+        """
+        return _weighted_outer_sums(points_t, jnp.sum(phi_t, axis=0, keepdims=True))[0]
+
     def second_moments(self, x, phi):
-        # Σ_k φ_nk = 1 for a proper assignment; weighting by it keeps T linear in φ.
-        return (x * jnp.sum(phi, axis=-1)[:, None]).T @ x
+        return self.second_moments_columns(x.T, phi.T)
 
     def m_step(self, padded_counts, means, second_moments, reg_covar):
         between = jnp.einsum("k,kd,ke->de", padded_counts, means, means)
         covariance = (second_moments - between) / jnp.sum(padded_counts)
         return _symmetrize(covariance) + reg_covar * jnp.eye(means.shape[-1])
 
+    def density_plan(self, means, covariances):
+        num_features = means.shape[-1]
+        whitening = whitening_from_cholesky(jnp.linalg.cholesky(covariances))  # P, [D, D]
+        centre = _centre_of(means)
+        log_det = -2.0 * jnp.sum(jnp.log(jnp.diagonal(whitening)))
+        log_normalizer = jnp.full(means.shape[:1], -0.5 * (num_features * _LOG_2PI + log_det))
+        offsets = (means - centre[:, 0]) @ whitening.T  # P (μ_k − c), [K, D]
+        return DensityPlan(centre, whitening, offsets[:, :, None], log_normalizer)
+
+    def log_density_columns(self, plan, points_t):
+        """``log N(x_n; μ_k, Σ)`` for points ``[D, B]``, ``[K, B]``: one whitening, K offsets."""
+        whitened = (plan.whitening @ (points_t - plan.centre))[None, :, :] - plan.offsets  # [K, D, B]
+        return plan.log_normalizer[:, None] - 0.5 * jnp.sum(whitened * whitened, axis=1)
+
     def log_density(self, x, means, covariances):
-        scale_tril = jnp.linalg.cholesky(covariances)
-        shared = jnp.broadcast_to(scale_tril, (means.shape[0],) + scale_tril.shape)
-        return log_density_cholesky(x, means, shared)
+        """``log N(x_n; μ_k, Σ)`` for every pair, ``[N, K]``."""
+        return self.log_density_columns(self.density_plan(means, covariances), x.T).T
 
     def expected_log_density(self, counts, first_moments, second_moments, means, covariances):
         """``Σ_k Σ_n φ_nk log N(x_n; μ_k, Σ)``, through the statistics."""

@@ -197,16 +197,104 @@ class GaussianMixture(FiniteLatentModel):
 
     def log_joint_table(self, params, x):
         """``log w_k + log N(x_n; μ_k, Σ_k)``, shape ``[N, K]``, through Cholesky factors."""
-        log_density = self._structure.log_density(x, params.means, params.covariances)
-        return jnp.log(params.weights)[None, :] + log_density
+        plan = self._density_plan(params)
+        table_t = map_column_blocks(lambda index, points_t: self._log_joint_columns(plan, points_t),
+                                    self._block_size(x), x.T)
+        return table_t.T
+
+    def log_marginal(self, params, x):
+        """ℓ(θ) = Σ_n log Σ_k w_k N(x_n; μ_k, Σ_k), in one pass over blocks of points."""
+        plan = self._density_plan(params)
+
+        def block_loglik(index, points_t):
+            return jnp.sum(_normalize_columns(self._log_joint_columns(plan, points_t))[1])
+
+        return sum_column_blocks(block_loglik, self._block_size(x), x.T)
+
+    def expected_stats(self, params, x):
+        """``T(o, P(m | o; θ))``: responsibilities and their statistics, block by block."""
+        return self.expected_stats_and_loglik(params, x)[0]
+
+    def expected_stats_and_loglik(self, params, x):
+        """The exact E-step and ℓ(θ) from one pass over the data.
+
+        Each block of points gets its log joint table ``t_kn = log w_k +
+        log N(x_n; μ_k, Σ_k)``, ``ℓ_n = logsumexp_k t_kn``, the responsibilities
+        ``exp(t_kn − ℓ_n)`` and their statistics (:meth:`suff_stats`); statistics
+        and ``Σ_n ℓ_n`` are summed over blocks, so nothing of size ``N × K × D``
+        is ever held.
+
+        Returns:
+            ``(stats, loglik)``.
+        """
+        plan = self._density_plan(params)
+
+        def block_pass(index, points_t):
+            responsibilities_t, loglik = _normalize_columns(self._log_joint_columns(plan, points_t))
+            return self._suff_stats_columns(points_t, responsibilities_t), jnp.sum(loglik)
+
+        return sum_column_blocks(block_pass, self._block_size(x), x.T)
+
+    def stats_sampler(self, params, x):
+        """``key -> T(o, m)`` for one draw ``m ~ P(m | o; θ)``, with the posterior computed once.
+
+        The posterior's cumulative sums ``F_kn = Σ_{j≤k} P(m_n = j | x_n)`` are
+        computed here, once per E-step. Each call then needs one uniform
+        ``u_n`` per point and takes ``m_n = min {k : u_n < F_kn}`` (inversion of
+        the categorical distribution function: an exact draw), builds the
+        one-hot encoding block by block and passes it to the statistics of
+        :meth:`suff_stats`. Block ``b`` of the draw for ``key`` uses
+        ``fold_in(key, b)``. ``stochem.completion.draw_stats`` uses this instead
+        of ``suff_stats(data, sample_latent(...))``, so S draws cost one
+        posterior and S light passes over the data.
+        """
+        plan = self._density_plan(params)
+        block_size = self._block_size(x)
+
+        def cumulative_posterior(index, points_t):
+            responsibilities_t, _ = _normalize_columns(self._log_joint_columns(plan, points_t))
+            return jnp.cumsum(responsibilities_t, axis=0)
+
+        cumulative_t = map_column_blocks(cumulative_posterior, block_size, x.T)
+
+        def draw(key):
+            def block_stats(index, points_t, cumulative_block):
+                uniforms = jax.random.uniform(jax.random.fold_in(key, index), (1, points_t.shape[1]),
+                                              dtype=cumulative_block.dtype)
+                # The last row is 1 up to rounding; setting it makes every point get a label.
+                below = (uniforms < cumulative_block).at[-1].set(True)
+                first_below = below & ~jnp.pad(below[:-1], ((1, 0), (0, 0)))
+                return self._suff_stats_columns(points_t, first_below.astype(points_t.dtype))
+
+            return sum_column_blocks(block_stats, block_size, x.T, cumulative_t)
+
+        return draw
 
     def suff_stats(self, x, latent):
         """Raw moments, linear in ``φ = latent [N, K]``: ``N_k``, ``Σ_n φ_nk x_n`` and second moments."""
+        return self._suff_stats_columns(x.T, latent.T)
+
+    def _suff_stats_columns(self, points_t, phi_t):
+        """The statistics from the column layout ``xᵀ [D, N]``, ``φᵀ [K, N]`` (their one definition)."""
         return GaussianMixtureStats(
-            counts=jnp.sum(latent, axis=0),
-            first_moments=latent.T @ x,
-            second_moments=self._structure.second_moments(x, latent),
+            counts=jnp.sum(phi_t, axis=1),
+            first_moments=_gaussian.contract_points(phi_t, points_t),
+            second_moments=self._structure.second_moments_columns(points_t, phi_t),
         )
+
+    def _density_plan(self, params):
+        """The structure's density plan with ``log w_k`` folded into its normalizer."""
+        plan = self._structure.density_plan(params.means, params.covariances)
+        return plan._replace(log_normalizer=plan.log_normalizer + jnp.log(params.weights))
+
+    def _log_joint_columns(self, plan, points_t):
+        """``log w_k + log N(x_n; μ_k, Σ_k)`` for a block of points ``[D, B]``, ``[K, B]``."""
+        return self._structure.log_density_columns(plan, points_t)
+
+    def _block_size(self, x):
+        """Points per block: a power of two keeping a block's ``[K·D, B]`` intermediates cache-sized."""
+        num_points, num_features = x.shape
+        return block_size_for(num_points, (self.num_components + 1) * num_features + self.num_components)
 
     def m_step(self, stats):
         """Closed form, as scikit-learn's ``_estimate_gaussian_parameters``.
@@ -229,6 +317,78 @@ class GaussianMixture(FiniteLatentModel):
         return jnp.sum(xlogy(stats.counts, params.weights)) + self._structure.expected_log_density(
             stats.counts, stats.first_moments, stats.second_moments, params.means, params.covariances
         )
+
+
+# --- passes over blocks of points -----------------------------------------------------------
+
+# A block's widest intermediates (``[K·D, B]`` whitened points, ``[K, D, B]`` deviations)
+# should stay in the CPU's L2 cache: about this many numbers.
+_BLOCK_NUMBERS = 2**15
+_MIN_BLOCK_SIZE = 256
+
+
+def block_size_for(num_points: int, width: int) -> int:
+    """A power of two near ``_BLOCK_NUMBERS / width`` points (at least 256), at most ``num_points``."""
+    size = max(_MIN_BLOCK_SIZE, _BLOCK_NUMBERS // max(width, 1))
+    return min(1 << (size.bit_length() - 1), num_points)
+
+
+def _column_block(arrays, index, block_size):
+    return [jax.lax.dynamic_slice_in_dim(array, index * block_size, block_size, axis=-1) for array in arrays]
+
+
+def sum_column_blocks(fn, block_size: int, *arrays):
+    """``Σ_b fn(b, arrays[0][..., block b], ...)`` over consecutive blocks of the last axis.
+
+    ``fn`` returns a pytree of arrays. The full blocks run in a ``fori_loop``
+    that slices the arrays in place, the last shorter block in one more call,
+    so memory holds one block's intermediates at a time.
+    """
+    num_full, tail = divmod(arrays[0].shape[-1], block_size)
+    total = None
+    if num_full == 1:
+        total = fn(0, *_column_block(arrays, 0, block_size))
+    elif num_full > 1:
+        template = jax.eval_shape(lambda: fn(0, *_column_block(arrays, 0, block_size)))
+        zeros = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), template)
+
+        def accumulate(index, acc):
+            return jax.tree_util.tree_map(jnp.add, acc, fn(index, *_column_block(arrays, index, block_size)))
+
+        total = jax.lax.fori_loop(0, num_full, accumulate, zeros)
+    if tail:
+        last = fn(num_full, *[array[..., num_full * block_size:] for array in arrays])
+        total = last if total is None else jax.tree_util.tree_map(jnp.add, total, last)
+    return total
+
+
+def map_column_blocks(fn, block_size: int, *arrays):
+    """``fn(b, arrays[0][..., block b], ...)`` for every block, concatenated along the last axis."""
+    num_points = arrays[0].shape[-1]
+    if num_points <= block_size:
+        return fn(0, *arrays)
+    num_full, tail = divmod(num_points, block_size)
+    template = jax.eval_shape(lambda: fn(0, *_column_block(arrays, 0, block_size)))
+    output = jnp.zeros(template.shape[:-1] + (num_points,), template.dtype)
+
+    def write(index, out):
+        block = fn(index, *_column_block(arrays, index, block_size))
+        return jax.lax.dynamic_update_slice_in_dim(out, block, index * block_size, axis=-1)
+
+    output = jax.lax.fori_loop(0, num_full, write, output)
+    if tail:
+        start = num_full * block_size
+        output = output.at[..., start:].set(fn(num_full, *[array[..., start:] for array in arrays]))
+    return output
+
+
+def _normalize_columns(table_t):
+    """``(exp(t − ℓ), ℓ)`` with ``ℓ_n = logsumexp_k t_kn`` for a table ``[K, B]``, one ``exp`` per entry."""
+    peak = jax.lax.stop_gradient(jnp.max(table_t, axis=0, keepdims=True))
+    peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
+    scaled = jnp.exp(table_t - peak)
+    total = jnp.sum(scaled, axis=0, keepdims=True)
+    return scaled / total, (peak + jnp.log(total))[0]
 
 
 def _kmeans_plus_plus_seeds(key, x, num_components):
