@@ -70,8 +70,18 @@ def combine_draws(model, drawn: DrawnStats):
     return drawn.mean()
 
 
-def _one_draw_stats(model, key, params, data):
-    return model.suff_stats(data, model.sample_latent(key, params, data))
+def stats_sampler(model, params, data):
+    """``key -> T(o, m)`` for one completion ``m ~ P(m | o; θ)``.
+
+    A model may provide ``stats_sampler(params, data)`` returning such a
+    function, doing the work that does not depend on the key (the posterior)
+    once, when it is called, rather than once per draw; its statistics must
+    still come from the model's ``suff_stats``. Otherwise each draw is
+    ``suff_stats(data, sample_latent(key, params, data))``.
+    """
+    if hasattr(model, "stats_sampler"):
+        return model.stats_sampler(params, data)
+    return lambda key: model.suff_stats(data, model.sample_latent(key, params, data))
 
 
 def draw_stats(model, key, params, data, num_samples, max_samples: int) -> DrawnStats:
@@ -79,10 +89,11 @@ def draw_stats(model, key, params, data, num_samples, max_samples: int) -> Drawn
 
     Draw ``s`` uses ``fold_in(key, s)``, so the draws do not depend on
     ``max_samples`` and a run with a fixed count equals one with a schedule that
-    gives the same count.
+    gives the same count. The per-draw function comes from
+    :func:`stats_sampler`, built once before the draws.
 
     Args:
-        model: a model with ``sample_latent`` and ``suff_stats``.
+        model: a model with ``sample_latent`` and ``suff_stats`` (or ``stats_sampler``).
         key: PRNG key.
         params: parameters of the posterior to draw from.
         data: prepared data.
@@ -91,7 +102,8 @@ def draw_stats(model, key, params, data, num_samples, max_samples: int) -> Drawn
     """
     batch_size = min(SAMPLE_BATCH, max_samples)
     num_batches = -(-max_samples // batch_size)
-    template = jax.eval_shape(lambda k: _one_draw_stats(model, k, params, data), key)
+    one_draw = stats_sampler(model, params, data)
+    template = jax.eval_shape(one_draw, key)
     buffer = jax.tree_util.tree_map(
         lambda leaf: jnp.zeros((num_batches * batch_size,) + leaf.shape, leaf.dtype), template
     )
@@ -105,7 +117,7 @@ def draw_stats(model, key, params, data, num_samples, max_samples: int) -> Drawn
         batch, buffer = carry
         indices = batch * batch_size + jnp.arange(batch_size)
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
-        stats = jax.vmap(lambda k: _one_draw_stats(model, k, params, data))(keys)
+        stats = jax.vmap(one_draw)(keys)
         keep = indices < num_samples
         stats = jax.tree_util.tree_map(
             lambda s: jnp.where(keep.reshape((-1,) + (1,) * (s.ndim - 1)), s, 0), stats
