@@ -217,11 +217,17 @@ def test_sampled_statistics_agree_with_exact_ones(covariance_type):
 
 
 def test_mcem_with_many_samples_ends_near_the_exact_fixed_point():
-    data = three_clusters(num_points=100, seed=6)
+    data = three_clusters(num_points=100, seed=1)
     start = start_for("full")
     model = se.models.GaussianMixture(3, covariance_type="full")
     exact = se.fit(model, data, init=start, num_iters=500, tol=1e-12)
     assert exact.converged
+    # MCEM's noise can carry a run out of a local maximum into a better one (with data
+    # seed 6 the start leads to a local maximum 8.4 nats below the best, and about 1 in
+    # 10 MCEM runs leaves it). The comparison below needs the fixed point to be the global
+    # maximum, so check that no seeded start finds a higher one.
+    restarts = se.fit(model, data, num_iters=300, key=list(range(16)))
+    assert exact.trace.loglik[-1] >= np.nanmax(restarts.trace.loglik[:, -1]) - 1e-6
     seeds = list(range(16))
     sampled = se.fit(model, data, completion=se.monte_carlo(100), init=start, num_iters=40, key=seeds)
     # Each seed's last iterate is one draw around the MCEM fixed point. Judge the seeds' mean
