@@ -1,0 +1,44 @@
+"""Entry point of ``python -m stochem``: Hydra composes the config, each job runs EM.
+
+Bad options stop with one short line naming the option (exit status 2), not
+a traceback; set ``HYDRA_FULL_ERROR=1`` to see the traceback anyway. Unknown
+config group options (``scenario=nope``) are reported by Hydra itself with the
+available options.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+import jax
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from stochem.app import job
+from stochem.app.paths import config_dir
+from stochem.app.settings import ConfigError
+
+USAGE_ERROR = 2
+
+
+def run_job(cfg: DictConfig) -> None:
+    """The Hydra task function: one job into Hydra's output folder."""
+    try:
+        job.run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except (ValueError, TypeError) as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        hint = "" if isinstance(error, ConfigError) else " (set HYDRA_FULL_ERROR=1 for the traceback)"
+        print(f"stochem: error: {error}{hint}", file=sys.stderr)
+        raise SystemExit(USAGE_ERROR) from None
+
+
+def main() -> None:
+    """Run the Hydra app on ``sys.argv`` (float64 enabled before any JAX work)."""
+    jax.config.update("jax_enable_x64", True)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no "no TPU found" notes
+    hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(run_job)()

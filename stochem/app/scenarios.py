@@ -1,0 +1,104 @@
+"""A scenario config -> the model, its data and the shared start θ₀.
+
+A scenario config (``configs/scenario/*.yaml``) has::
+
+    name: gmm_nd                  # used in tables, figures and folder names
+    model:  {_target_: stochem.models.GaussianMixture, num_components: 3}
+    data:   {_target_: stochem.app.datasets.gaussian_clusters, ..., seed: 0}
+    init:   null                  # θ₀ as a dict of fields, or null: model.init_params(key(init_seed), data)
+    fixed:  []                    # parameter fields kept at θ₀
+    distance_tol: 0.05            # "close to θ*" in the summary (units of θ)
+
+Every seed and every completion of a scenario starts from the same θ₀, so
+their curves can be compared. Scenarios are built once per process and cached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from typing import Any
+
+import jax
+import numpy as np
+from hydra.utils import get_object
+from omegaconf import DictConfig, OmegaConf
+
+from stochem.app.matching import Symmetry, symmetry_of
+from stochem.app.settings import ConfigError
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Scenario:
+    """Everything a job needs about its scenario (hashed by identity; built once, cached).
+
+    Attributes:
+        name: the scenario's name.
+        model: the stochem model.
+        data: the raw data (what ``fit`` takes).
+        init: θ₀, the model's params NamedTuple.
+        fixed: parameter fields kept at θ₀.
+        symmetry: the model's label symmetry, for distances.
+        distance_tol: the distance to θ* that counts as converged in the summary.
+    """
+
+    name: str
+    model: Any
+    data: Any
+    init: Any
+    fixed: tuple[str, ...]
+    symmetry: Symmetry
+    distance_tol: float
+
+
+def _call_target(node: DictConfig, option: str):
+    """Call ``node._target_`` with the node's other keys; errors name ``option``."""
+    spec = OmegaConf.to_container(node, resolve=True)
+    target = spec.pop("_target_", None)
+    if not isinstance(target, str):
+        raise ConfigError(option, "needs a _target_ naming the function or class to call")
+    try:
+        function = get_object(target)
+    except Exception:  # Hydra raises ImportError or its own exception type
+        raise ConfigError(f"{option}._target_", f"cannot import {target!r}") from None
+    try:
+        return function(**spec)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(option, str(error)) from None
+
+
+def build(scenario_cfg: DictConfig, init_seed: int) -> Scenario:
+    """Build (or fetch from the cache) the scenario described by ``scenario_cfg``."""
+    key = json.dumps(OmegaConf.to_container(scenario_cfg, resolve=True), sort_keys=True)
+    return _build_cached(key, init_seed)
+
+
+@functools.lru_cache(maxsize=32)
+def _build_cached(scenario_json: str, init_seed: int) -> Scenario:
+    cfg = OmegaConf.create(json.loads(scenario_json))
+    for needed in ("name", "model", "data", "distance_tol"):
+        if needed not in cfg:
+            raise ConfigError(f"scenario.{needed}", "is missing from the scenario config")
+    model = _call_target(cfg.model, "scenario.model")
+    data = np.asarray(_call_target(cfg.data, "scenario.data"))
+    fixed = tuple(cfg.get("fixed") or ())
+    unknown = [name for name in fixed if name not in model.params_type._fields]
+    if unknown:
+        raise ConfigError("scenario.fixed", f"names unknown parameters {unknown}; "
+                          f"the model has {list(model.params_type._fields)}")
+    try:
+        prepared = model.prepare_data(data)
+        if cfg.get("init") is None:
+            if fixed:
+                raise ConfigError("scenario.init", f"must give the fixed parameters {list(fixed)}")
+            init = model.init_params(jax.random.key(init_seed), prepared)
+        else:
+            init = model.prepare_params(OmegaConf.to_container(cfg.init), prepared)
+    except (TypeError, ValueError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise ConfigError(f"scenario ({cfg.name})", str(error)) from None
+    init = jax.tree_util.tree_map(np.asarray, init)
+    return Scenario(name=str(cfg.name), model=model, data=data, init=init, fixed=fixed,
+                    symmetry=symmetry_of(model), distance_tol=float(cfg.distance_tol))
