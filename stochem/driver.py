@@ -175,6 +175,19 @@ def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, key, 
     return state.params, logliks, params, diagnostics, iterations, converged
 
 
+def _default_mstep(model):
+    """The model's closed form, else the M-step the model names as its default."""
+    if hasattr(model, "m_step"):
+        return closed_form()
+    default = getattr(model, "default_mstep", None)
+    if default is None:
+        raise TypeError(
+            f"{type(model).__name__} has no closed-form M-step; pass "
+            "mstep=stochem.gradient(optax.lbfgs(), num_steps=20) or another optax optimizer."
+        )
+    return default
+
+
 @functools.lru_cache(maxsize=64)
 def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, batched, has_init):
     run = functools.partial(_run_one, model, completion, mstep, fixed, accelerator, num_iters, tol)
@@ -206,7 +219,9 @@ def fit(
         completion: the E-step; ``stochem.exact()`` (default) or
             ``stochem.monte_carlo(num_samples)``.
         mstep: the M-step; default ``stochem.closed_form()`` for models that
-            have one, or ``stochem.gradient(optimizer, num_steps)``.
+            have one, else the model's ``default_mstep`` (numpyro models:
+            gradient ascent with L-BFGS), or pass
+            ``stochem.gradient(optimizer, num_steps)``.
         init: initial parameters, the model's params NamedTuple or a dict with
             the same field names. ``None`` uses the model's documented seeded
             initialization (each seed draws its own start).
@@ -238,12 +253,7 @@ def fit(
     if not callable(completion):
         raise TypeError(f"completion must be a completion such as stochem.exact(), got {completion!r}.")
     if mstep is None:
-        if not hasattr(model, "m_step"):
-            raise TypeError(
-                f"{type(model).__name__} has no closed-form M-step; pass "
-                "mstep=stochem.gradient(optax.adam(...), num_steps=...)."
-            )
-        mstep = closed_form()
+        mstep = _default_mstep(model)
     num_iters = _validation.as_int("num_iters", num_iters, minimum=0 if tol is None else 1)
     if tol is not None:
         tol = float(tol)
@@ -271,6 +281,11 @@ def fit(
             raise ValueError("accelerator=squarem() accelerates exact EM; use completion=exact() "
                              "(sampled completions are too noisy to extrapolate).")
         accelerator.check_model(model)
+
+    # Build the transforms once now: a model that lacks a capability says so
+    # here, before anything is traced.
+    completion(model)
+    mstep(model)
 
     data = model.prepare_data(data)
     if hasattr(completion, "check_data"):

@@ -1,7 +1,9 @@
 """Compose a completion with statistics transforms, the way optax chains gradient transforms.
 
 A *statistics transform* post-processes the statistics a completion produced:
-``init(stats_template) -> state`` and ``update(stats, state) -> (stats, state)``.
+``init(stats_template) -> state`` and ``update(stats, state) -> (stats, state)``;
+its factory is called with the model (so it can refuse statistics it cannot
+handle).
 ``chain(completion, t1, t2, ...)`` is again a completion, whose state holds the
 parts' states. SAEM, for instance, is ``chain(monte_carlo(1), robbins_monro(schedule))``.
 """
@@ -58,7 +60,7 @@ class Chain:
 
     def __call__(self, model) -> CompletionTransform:
         inner = self.completion(model)
-        transforms = tuple(factory() for factory in self.transforms)
+        transforms = tuple(factory(model) for factory in self.transforms)
 
         def init(params, data):
             completion_state = inner.init(params, data)

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 
 from stochem.base import CompletionTransform, EmptyState
+from stochem.completion.monte_carlo import require_capabilities
 
 
 class ExactState(NamedTuple):
@@ -32,12 +33,8 @@ class Exact:
     """
 
     def __call__(self, model) -> CompletionTransform:
-        if not hasattr(model, "expected_stats"):
-            raise TypeError(
-                f"completion=exact() needs a model with expected_stats(params, data); "
-                f"{type(model).__name__} has none. Use completion=monte_carlo(num_samples) "
-                "or mcmc(num_samples) instead."
-            )
+        require_capabilities(model, "exact", "expected_stats",
+                             hint="Use completion=monte_carlo(num_samples) or mcmc(num_samples) instead.")
 
         if hasattr(model, "expected_stats_and_loglik"):
 

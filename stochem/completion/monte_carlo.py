@@ -41,14 +41,22 @@ class MonteCarloState(NamedTuple):
     diagnostics: SamplingDiagnostics
 
 
-def require_capabilities(model, completion_name: str, *names: str) -> None:
-    """Raise a ``TypeError`` naming the first capability ``model`` lacks."""
+def require_capabilities(model, completion_name: str, *names: str, hint: str = "") -> None:
+    """Raise a ``TypeError`` naming the first capability ``model`` lacks.
+
+    A model may explain why it lacks one (e.g. which latent sites are
+    continuous) in the ``AttributeError`` it raises; that explanation is kept,
+    and replaces the generic ``hint``.
+    """
     for name in names:
-        if not hasattr(model, name):
+        try:
+            getattr(model, name)
+        except AttributeError as error:
+            reason = str(error) if str(error) and name not in str(error).split("'")[1:2] else ""
             raise TypeError(
                 f"completion={completion_name}(...) needs a model with {name}(...); "
-                f"{type(model).__name__} has none."
-            )
+                f"{type(model).__name__} has none. " + (reason or hint)
+            ) from None
 
 
 def check_num_samples(num_samples, max_samples):
@@ -89,7 +97,8 @@ class MonteCarlo:
         object.__setattr__(self, "max_samples", max_samples)
 
     def __call__(self, model) -> CompletionTransform:
-        require_capabilities(model, "monte_carlo", "sample_latent", "suff_stats")
+        require_capabilities(model, "monte_carlo", "sample_latent", "suff_stats",
+                             hint="Use completion=mcmc(num_samples) to sample it by MCMC.")
         schedule, max_samples = self.num_samples, self.max_samples
 
         def init(params, data):

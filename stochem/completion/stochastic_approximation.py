@@ -35,7 +35,13 @@ class RobbinsMonro:
 
     step_size: Callable
 
-    def __call__(self) -> StatsTransform:
+    def __call__(self, model) -> StatsTransform:
+        if not getattr(model, "linear_statistics", True):
+            raise TypeError(
+                f"robbins_monro (SAEM) averages sufficient statistics, but {type(model).__name__}'s "
+                "statistics are the draws themselves (Q is not linear in them), so averaging them "
+                "would be wrong; use the completion without SAEM smoothing."
+            )
         step_size = self.step_size
 
         def init(template):

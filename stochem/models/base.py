@@ -17,6 +17,8 @@ be cached on it) offering some of these capabilities:
 ``sample_latent(key, params, data)``       m ~ P(m | o; θ)        (sampling completion)
 ``m_step(stats)``                          argmax_θ Q(θ) in closed form
 ``complete_loglik(params, stats)``         Q(θ) through the statistics (gradient M-step)
+``linear_statistics``                      False when Q is not linear in the statistics
+                                           (they are raw draws): SAEM cannot average them
 =========================================  =========================================
 
 How one statistic serves both completions: every model here has complete-data

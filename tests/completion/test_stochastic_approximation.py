@@ -14,7 +14,7 @@ START = {"weights": [0.4, 0.6], "probs": [0.7, 0.35]}
 
 
 def test_robbins_monro_with_one_over_k_is_the_running_mean():
-    transform = se.robbins_monro(lambda count: 1.0 / (count + 1.0))()
+    transform = se.robbins_monro(lambda count: 1.0 / (count + 1.0))(MODEL)
     sequence = np.random.default_rng(0).normal(size=(6, 3))
     state = transform.init(jax.ShapeDtypeStruct((3,), jnp.float64))
     for k, stats in enumerate(sequence):
@@ -23,7 +23,7 @@ def test_robbins_monro_with_one_over_k_is_the_running_mean():
 
 
 def test_first_statistics_are_taken_whole_whatever_the_schedule():
-    transform = se.robbins_monro(lambda count: 0.1)()
+    transform = se.robbins_monro(lambda count: 0.1)(MODEL)
     state = transform.init(jax.ShapeDtypeStruct((2,), jnp.float64))
     smoothed, state = transform.update(jnp.array([3.0, 4.0]), state)
     np.testing.assert_allclose(smoothed, [3.0, 4.0])
@@ -67,3 +67,11 @@ def test_chain_validates_its_parts():
         se.chain(se.monte_carlo(1), 0.5)
     with pytest.raises(TypeError, match="step_size"):
         se.robbins_monro(0.5)
+
+
+def test_saem_refuses_statistics_that_are_raw_draws():
+    class DrawsModel:
+        linear_statistics = False
+
+    with pytest.raises(TypeError, match="not linear"):
+        se.robbins_monro(se.saem_step_size())(DrawsModel())

@@ -57,6 +57,8 @@ class ContinuousNumpyroModel(NumpyroModel):
     the continuous sites.
     """
 
+    linear_statistics = False  # the statistics are raw draws: SAEM must not average them
+
     def unconstrained_shapes(self) -> dict:
         """``{latent site: shape of its unconstrained value}``."""
         return {site.name: tuple(biject_to(site.distribution.support).inverse_shape(site.shape))
