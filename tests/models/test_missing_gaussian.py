@@ -31,7 +31,8 @@ conditional_moments = jax.jit(MODEL.conditional_moments)
 expected_stats = jax.jit(MODEL.expected_stats)
 observed_log_density = jax.jit(MODEL.observed_log_density)
 log_marginal = jax.jit(MODEL.log_marginal)
-AIRQUALITY_PATH = Path("/work/shared/data/airquality.csv")
+# The airquality data ship with the package (see stochem/data/README.md).
+AIRQUALITY_PATH = Path(se.__file__).parent / "data" / "airquality.csv"
 AIRQUALITY_COLUMNS = ["Ozone", "Solar.R", "Wind", "Temp"]
 
 
