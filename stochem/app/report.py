@@ -48,7 +48,7 @@ def write_report(root: Path) -> dict[str, Path] | None:
         figure = figures.scenario_figure(frame, frames[name][1], title=f"{name}: exact vs sampled EM")
         written[f"figure {name}"] = figures.save(figure, out / f"{name}.png")
     if len(frames) > 1:
-        written["overview"] = figures.save(figures.overview_figure(frames), out / "overview.png", dpi=60)
+        written["overview"] = figures.save(figures.overview_figure(frames), out / "overview.png", dpi=55)
 
     shown = summary[_SHOWN_COLUMNS].copy()
     shown["num_samples"] = ["-" if pd.isna(count) else str(int(count)) for count in shown["num_samples"]]

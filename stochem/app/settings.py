@@ -62,15 +62,16 @@ class JobSettings:
     reference_iters: int
 
 
-def _integer(option: str, value, minimum: int) -> int:
+def _integer(option: str, value, minimum: int, hint: str = "") -> int:
+    message = f"must be an integer >= {minimum}{hint}, got {value!r}"
     if isinstance(value, bool):
-        raise ConfigError(option, f"must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(option, message)
     try:
         number = operator.index(value)
     except TypeError:
-        raise ConfigError(option, f"must be an integer >= {minimum}, got {value!r}") from None
+        raise ConfigError(option, message) from None
     if number < minimum:
-        raise ConfigError(option, f"must be an integer >= {minimum}, got {number}")
+        raise ConfigError(option, message)
     return number
 
 
@@ -90,7 +91,7 @@ def _read_completion(cfg: DictConfig):
     name = _choice("completion.name", cfg.get("name"), COMPLETIONS)
     num_samples = cfg.get("num_samples")
     if num_samples is not None or name == "monte_carlo":
-        num_samples = _integer("completion.num_samples", num_samples, 1)  # 1 is stochastic EM
+        num_samples = _integer("completion.num_samples", num_samples, 1, " (1 is stochastic EM)")
     if name == "exact":
         return name, None, se.exact()
     return name, num_samples, se.monte_carlo(num_samples)
