@@ -29,10 +29,13 @@ class DrawnStats(NamedTuple):
             ``max_samples``; entry ``s`` is ``T(o, m_s)`` for ``s < num_samples``
             and zero beyond.
         num_samples: how many leading entries are draws (an int array).
+        loglik: ℓ(θ) at the parameters drawn from, when the model's sampler
+            computed it on the way (see :func:`stats_sampler`), else ``None``.
     """
 
     per_draw: Any
     num_samples: Any
+    loglik: Any = None
 
     def mask(self):
         """``[max_samples]`` booleans: which entries are draws."""
@@ -71,17 +74,21 @@ def combine_draws(model, drawn: DrawnStats):
 
 
 def stats_sampler(model, params, data):
-    """``key -> T(o, m)`` for one completion ``m ~ P(m | o; θ)``.
+    """``(draw, loglik)``: ``draw(key) -> T(o, m)`` for one completion ``m ~ P(m | o; θ)``.
 
-    A model may provide ``stats_sampler(params, data)`` returning such a
-    function, doing the work that does not depend on the key (the posterior)
-    once, when it is called, rather than once per draw; its statistics must
-    still come from the model's ``suff_stats``. Otherwise each draw is
+    A model may provide ``stats_sampler_and_loglik(params, data)`` returning
+    such a function together with ℓ(θ), or ``stats_sampler(params, data)``
+    returning the function alone (``loglik`` is then ``None``). Either does
+    the work that does not depend on the key (the posterior) once, when it is
+    called, rather than once per draw; the statistics must still come from
+    the model's ``suff_stats``. Otherwise each draw is
     ``suff_stats(data, sample_latent(key, params, data))``.
     """
+    if hasattr(model, "stats_sampler_and_loglik"):
+        return model.stats_sampler_and_loglik(params, data)
     if hasattr(model, "stats_sampler"):
-        return model.stats_sampler(params, data)
-    return lambda key: model.suff_stats(data, model.sample_latent(key, params, data))
+        return model.stats_sampler(params, data), None
+    return (lambda key: model.suff_stats(data, model.sample_latent(key, params, data))), None
 
 
 def draw_stats(model, key, params, data, num_samples, max_samples: int) -> DrawnStats:
@@ -102,7 +109,7 @@ def draw_stats(model, key, params, data, num_samples, max_samples: int) -> Drawn
     """
     batch_size = min(SAMPLE_BATCH, max_samples)
     num_batches = -(-max_samples // batch_size)
-    one_draw = stats_sampler(model, params, data)
+    one_draw, loglik = stats_sampler(model, params, data)
     template = jax.eval_shape(one_draw, key)
     buffer = jax.tree_util.tree_map(
         lambda leaf: jnp.zeros((num_batches * batch_size,) + leaf.shape, leaf.dtype), template
@@ -130,7 +137,7 @@ def draw_stats(model, key, params, data, num_samples, max_samples: int) -> Drawn
 
     _, buffer = jax.lax.while_loop(needed, fill_batch, (jnp.asarray(0), buffer))
     per_draw = jax.tree_util.tree_map(lambda buf: buf[:max_samples], buffer)
-    return DrawnStats(per_draw, num_samples)
+    return DrawnStats(per_draw, num_samples, loglik)
 
 
 def sampled_stats(model, key, params, data, num_samples: int):
