@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from stochem.app.paths import data_file
+from stochem.models.hidden_markov import casino_params
 
 
 def csv_columns(file: str, columns: Sequence[str], standardize: bool = False) -> np.ndarray:
@@ -139,3 +140,50 @@ def dice_sums(num_rolls: int, probs1: Sequence[float], probs2: Sequence[float], 
     die1 = rng.choice(len(probs1), size=num_rolls, p=probs1 / probs1.sum()) + 1
     die2 = rng.choice(len(probs2), size=num_rolls, p=probs2 / probs2.sum()) + 1
     return die1 + die2
+
+
+def casino_rolls(num_sequences: int, num_rolls: int, seed: int) -> list[np.ndarray]:
+    """Rolls of the occasionally dishonest casino (Durbin et al. 1998): faces ``0..5`` for ``1..6``.
+
+    Each sequence starts with the fair or the loaded die with probability 1/2
+    and follows the casino's hidden Markov chain
+    (:func:`stochem.models.hidden_markov.casino_params`): the fair die is
+    swapped for the loaded one with probability 0.05 after a roll, and back
+    with probability 0.1; the loaded die shows a six half of the time.
+
+    Returns:
+        A list of ``num_sequences`` int arrays of length ``num_rolls`` (what
+        ``HiddenMarkovModel`` takes as several sequences).
+    """
+    initial, transition, emission = (np.asarray(value, float) for value in casino_params())
+    rng = np.random.default_rng(seed)
+    sequences = []
+    for _ in range(num_sequences):
+        die = rng.choice(2, p=initial)
+        switches = rng.random(num_rolls)
+        faces = np.empty(num_rolls, dtype=int)
+        for step in range(num_rolls):
+            faces[step] = rng.choice(6, p=emission[die])
+            if switches[step] < transition[die, 1 - die]:
+                die = 1 - die
+        sequences.append(faces)
+    return sequences
+
+
+def poisson_groups(num_groups: int, group_size: int, intercept: float, slope: float, group_sd: float,
+                   seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts with log-normal group effects: ``y_gi ~ Poisson(exp(β₀ + β₁ x_gi + u_g))``, ``u_g ~ N(0, σ²)``.
+
+    The covariate ``x_gi`` is standard normal; every group has ``group_size``
+    counts.
+
+    Returns:
+        ``(covariate [N], group [N] in 0..num_groups−1, counts [N])`` with
+        ``N = num_groups · group_size``.
+    """
+    rng = np.random.default_rng(seed)
+    group = np.repeat(np.arange(num_groups), group_size)
+    covariate = rng.standard_normal(group.shape[0])
+    effects = group_sd * rng.standard_normal(num_groups)
+    counts = rng.poisson(np.exp(intercept + slope * covariate + effects[group]))
+    return covariate, group, counts

@@ -5,19 +5,24 @@ A job writes, beside Hydra's ``.hydra/`` folder:
 * ``result.json`` — the settings, the timing, θ₀, the exact-EM fixed point θ*
   and the final θ of every seed;
 * ``table.csv`` — the tidy convergence table, one row per seed and iteration:
-  ``scenario, completion, num_samples, mstep, seed, iteration, loglik,
+  ``scenario, completion, label, num_samples, mstep, seed, iteration, loglik,
   loglik_gap, distance, elapsed_seconds``.
 
 ``table.csv`` is written last (atomically), so its presence means the job
 finished: a job whose folder already holds it is skipped, which is how a sweep
 re-run into the same folder resumes.
 
-Columns: ``loglik`` is ℓ(θ_t); ``loglik_gap`` is ℓ(θ*) − ℓ(θ_t);
-``distance`` is ‖θ_t − θ*‖ after matching components
-(:mod:`stochem.app.matching`); ``elapsed_seconds`` is the time of the compiled
-EM loop (compilation excluded) up to iteration t, for all seeds together: the
-loop runs as one program, so the run time is spread evenly over its
-iterations.
+Columns: ``completion`` is the variant (``saem``, ...), ``label`` the variant
+with its settings (``saem S=1 burn_in=20 exponent=1``); ``num_samples`` the
+draws per observation of the E-step that produced θ_t (empty for exact
+completions; it changes over the run for a schedule or the ascent rule);
+``loglik`` is ℓ(θ_t); ``loglik_gap`` is ℓ(θ*) − ℓ(θ_t); ``distance`` is
+‖θ_t − θ*‖ after matching components (:mod:`stochem.app.matching`);
+``elapsed_seconds`` is the time of the compiled EM loop (compilation excluded)
+up to iteration t, for all seeds together (see :mod:`stochem.app.traces` for
+how the loop's time is spread over iterations). A seed whose run stopped
+early (the ascent rule) has rows up to its last iteration only; with
+``average_from`` θ_t and ℓ are Polyak–Ruppert averages.
 """
 
 from __future__ import annotations
@@ -32,16 +37,16 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 import stochem as se
-from stochem.app import files, scenarios, settings
+from stochem.app import completions, files, scenarios, settings, traces
 from stochem.app.matching import distance_trace
-from stochem.app.reference import as_dict, exact_fixed_point
+from stochem.app.reference import as_dict, fixed_point
 from stochem.app.timing import timed
 
 log = logging.getLogger(__name__)
 
 TABLE_FILE = "table.csv"
 RESULT_FILE = "result.json"
-TABLE_COLUMNS = ("scenario", "completion", "num_samples", "mstep", "seed", "iteration", "loglik",
+TABLE_COLUMNS = ("scenario", "completion", "label", "num_samples", "mstep", "seed", "iteration", "loglik",
                  "loglik_gap", "distance", "elapsed_seconds")
 
 # Job folders finished by this process: a second job landing in one of them is a
@@ -51,8 +56,7 @@ _finished_in_this_process: set[Path] = set()
 
 def describe(scenario_name: str, job: settings.JobSettings) -> str:
     """A short label such as ``gmm_nd | monte_carlo S=100 | closed_form``."""
-    completion = job.completion_name + ("" if job.num_samples is None else f" S={job.num_samples}")
-    return f"{scenario_name} | {completion} | {job.mstep_name}"
+    return f"{scenario_name} | {job.completion_label} | {job.mstep_name}"
 
 
 def _jsonable(value):
@@ -66,21 +70,30 @@ def _params_json(params: dict) -> dict:
 
 
 def tidy_table(scenario_name: str, job: settings.JobSettings, logliks: np.ndarray, distances: np.ndarray,
-               reference_loglik: float, run_seconds: float) -> pd.DataFrame:
-    """The convergence table: one row per seed and iteration (``logliks``, ``distances``: ``[seeds, T+1]``)."""
-    num_seeds, length = logliks.shape
-    iterations = np.tile(np.arange(length), num_seeds)
+               counts: np.ndarray | None, elapsed: np.ndarray, lengths: np.ndarray,
+               reference_loglik: float) -> pd.DataFrame:
+    """The convergence table: one row per seed and iteration.
+
+    ``logliks``, ``distances`` and ``counts`` (draws behind θ_t, or ``None``)
+    are ``[seeds, T+1]``, ``elapsed`` is ``[T+1]``; seed ``s`` keeps its first
+    ``lengths[s]`` iterations (a run that stopped early ends there).
+    """
+    keep = np.arange(logliks.shape[1])[None, :] < lengths[:, None]
+    seeds, iterations = np.nonzero(keep)
+    if counts is None:
+        counts = np.full(logliks.shape, np.nan)
     return pd.DataFrame({
         "scenario": scenario_name,
         "completion": job.completion_name,
-        "num_samples": pd.array([job.num_samples] * (num_seeds * length), dtype="Int64"),
+        "label": job.completion_label,
+        "num_samples": pd.array(np.where(np.isnan(counts[keep]), None, counts[keep]).tolist(), dtype="Int64"),
         "mstep": job.mstep_name,
-        "seed": np.repeat(job.seeds, length),
+        "seed": np.asarray(job.seeds)[seeds],
         "iteration": iterations,
-        "loglik": logliks.ravel(),
-        "loglik_gap": reference_loglik - logliks.ravel(),
-        "distance": distances.ravel(),
-        "elapsed_seconds": run_seconds * iterations / job.num_iters,
+        "loglik": logliks[keep],
+        "loglik_gap": reference_loglik - logliks[keep],
+        "distance": distances[keep],
+        "elapsed_seconds": elapsed[iterations],
     }, columns=list(TABLE_COLUMNS))
 
 
@@ -104,33 +117,50 @@ def run(cfg: DictConfig, output_dir: Path) -> Path:
         return table_path
 
     scenario = scenarios.build(cfg.scenario, job.init_seed)
+    prepared = scenario.model.prepare_data(scenario.data)
+    completions.check_against(job.completion_settings, scenario.model, prepared, scenario.name)
+    if job.average_from is not None and job.average_from > job.num_iters:
+        raise settings.ConfigError("completion.average_from", f"must be <= num_iters ({job.num_iters}), "
+                                   f"got {job.average_from}")
     with timed() as reference_timing:
-        reference = exact_fixed_point(scenario, job.reference_iters)
+        reference = fixed_point(scenario, job.reference_iters)
     with timed() as timing:
         result = se.fit(scenario.model, scenario.data, completion=job.completion, mstep=job.mstep,
                         init=scenario.init, key=list(job.seeds), num_iters=job.num_iters,
                         fixed=scenario.fixed)
         result = jax.block_until_ready(result)
 
-    logliks = np.asarray(result.trace.loglik, dtype=float)
-    distances = distance_trace(as_dict(result.trace.params), reference.params, scenario.symmetry)
-    table = tidy_table(scenario.name, job, logliks, distances, reference.loglik, timing.run)
-    final = as_dict(result.params)
+    num_seeds = len(job.seeds)
+    lengths = traces.iterations_run(result, num_seeds) + 1
+    logliks, params_trace = np.asarray(result.trace.loglik, dtype=float), result.trace.params
+    if job.average_from is not None:
+        logliks, params_trace = traces.averaged(result, scenario.model, prepared, job.average_from)
+    distances = distance_trace(as_dict(params_trace), reference.params, scenario.symmetry)
+    counts = traces.sample_counts(result, job.num_samples)
+    elapsed = traces.elapsed_seconds(timing.run, logliks.shape[1] - 1, counts, varying=job.num_samples is None)
+    table = tidy_table(scenario.name, job, logliks, distances, counts, elapsed, lengths, reference.loglik)
+    last = lengths - 1
+    final_logliks = logliks[np.arange(num_seeds), last]
+    final_distances = distances[np.arange(num_seeds), last]
+    final = {name: value[np.arange(num_seeds), last] for name, value in as_dict(params_trace).items()}
     files.write_json(output_dir / RESULT_FILE, {
         "scenario": scenario.name,
         "completion": job.completion_name,
+        "label": job.completion_label,
         "num_samples": job.num_samples,
+        "average_from": job.average_from,
         "mstep": job.mstep_name,
         "seeds": list(job.seeds),
         "num_iters": job.num_iters,
+        "iterations_run": [int(length - 1) for length in lengths],
         "distance_tol": scenario.distance_tol,
         "timing": {"total_seconds": timing.total, "compile_seconds": timing.compile,
                    "run_seconds": timing.run, "reference_seconds": reference_timing.total},
         "reference": {"loglik": reference.loglik, "num_iters": reference.num_iters,
                       "last_step": reference.last_step, "params": _params_json(reference.params)},
         "init": _params_json(as_dict(scenario.init)),
-        "final": [{"seed": seed, "loglik": _jsonable(logliks[index, -1]),
-                   "distance": _jsonable(distances[index, -1]),
+        "final": [{"seed": seed, "loglik": _jsonable(final_logliks[index]),
+                   "distance": _jsonable(final_distances[index]),
                    "params": _params_json({name: value[index] for name, value in final.items()})}
                   for index, seed in enumerate(job.seeds)],
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -139,6 +169,6 @@ def run(cfg: DictConfig, output_dir: Path) -> Path:
     _finished_in_this_process.add(output_dir)
     log.info("%s: %d seeds x %d iterations in %.2f s (compile %.2f s, EM %.2f s); final distance to "
              "θ* median %.3g, loglik gap median %.3g", label, len(job.seeds), job.num_iters, timing.total,
-             timing.compile, timing.run, np.nanmedian(distances[:, -1]),
-             np.nanmedian(reference.loglik - logliks[:, -1]))
+             timing.compile, timing.run, np.nanmedian(final_distances),
+             np.nanmedian(reference.loglik - final_logliks))
     return table_path

@@ -9,6 +9,15 @@ best: the permutation π minimizing ``Σ_k ‖c_π(k)(θ) − c_k(θ*)‖²`` wh
 ``scipy.optimize.linear_sum_assignment``). The matching is done for every
 iterate separately.
 
+A hidden Markov model's states are exchangeable too, but relabelling them
+permutes both the rows and the columns of the transition matrix
+(``A ↦ P A Pᵀ``), so the cost is no longer a sum over single components. For
+such models (``Symmetry.square_fields``) every permutation is tried when there
+are at most :data:`MAX_ENUMERATED_STATES` states (the exact minimum of the
+distance below); beyond that the diagonal and the sorted rows of the square
+fields (which do not depend on the other components' labels) join ``c_k`` in the
+linear assignment, which is then a heuristic.
+
 The distance is then the Euclidean norm over all parameter entries::
 
     d(θ, θ*) = sqrt( Σ_fields Σ_entries (θ_matched − θ*)² ),
@@ -19,6 +28,7 @@ in the units of the parameters (fixed parameters contribute 0).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -33,13 +43,17 @@ class Symmetry:
             components (a mixture's ``weights``, ``means``, ...).
         exchangeable_fields: fields that are themselves exchangeable copies of
             one another (the two dice of ``DiceSum``: ``probs1``, ``probs2``).
+        square_fields: fields whose first two axes both index the components
+            (an HMM's ``transition_matrix``); relabelled as ``P A Pᵀ``.
     """
 
     component_fields: tuple[str, ...] = ()
     exchangeable_fields: tuple[str, ...] = ()
+    square_fields: tuple[str, ...] = ()
 
 
 NO_SYMMETRY = Symmetry()
+MAX_ENUMERATED_STATES = 7  # 7! = 5040 relabellings, tried at once with numpy
 
 
 def symmetry_of(model) -> Symmetry:
@@ -52,13 +66,19 @@ def symmetry_of(model) -> Symmetry:
         return Symmetry(component_fields=fields)
     if name == "DiceSum":
         return Symmetry(exchangeable_fields=("probs1", "probs2"))
+    if name == "HiddenMarkovModel":
+        emission = ("emission_probs",) if model.emission == "categorical" else ("means", "covariances")
+        return Symmetry(component_fields=("initial_probs",) + emission, square_fields=("transition_matrix",))
     return NO_SYMMETRY
 
 
 def _component_rows(params: dict, symmetry: Symmetry) -> np.ndarray | None:
     """``[K, P]``: one row of parameter entries per exchangeable component."""
-    if symmetry.component_fields:
+    if symmetry.component_fields or symmetry.square_fields:
         parts = [np.asarray(params[name]) for name in symmetry.component_fields]
+        for name in symmetry.square_fields:  # the diagonal, and each row's entries sorted
+            square = np.asarray(params[name])
+            parts += [np.einsum("ii...->i...", square), np.sort(square, axis=1)]
         return np.concatenate([part.reshape(part.shape[0], -1) for part in parts], axis=1)
     if symmetry.exchangeable_fields:
         return np.stack([np.asarray(params[name]).ravel() for name in symmetry.exchangeable_fields])
@@ -70,14 +90,35 @@ def _reorder(params: dict, symmetry: Symmetry, order: np.ndarray) -> dict:
     result = dict(params)
     for name in symmetry.component_fields:
         result[name] = np.asarray(params[name])[order]
+    for name in symmetry.square_fields:
+        result[name] = np.asarray(params[name])[order][:, order]
     names = symmetry.exchangeable_fields
     for position, source in enumerate(order[: len(names)]):
         result[names[position]] = params[names[source]]
     return result
 
 
+def _best_order_by_enumeration(params: dict, reference: dict, symmetry: Symmetry) -> np.ndarray:
+    """The relabelling minimizing the squared distance over all fields, trying every permutation."""
+    num_components = np.asarray(params[symmetry.square_fields[0]]).shape[0]
+    orders = np.array(list(itertools.permutations(range(num_components))))  # [P, K]
+    cost = np.zeros(len(orders))
+    for name in symmetry.component_fields:
+        value, target = np.asarray(params[name]), np.asarray(reference[name])
+        cost += np.sum((value[orders] - target) ** 2, axis=tuple(range(1, value.ndim + 1)))
+    for name in symmetry.square_fields:
+        value, target = np.asarray(params[name]), np.asarray(reference[name])
+        permuted = value[orders[:, :, None], orders[:, None, :]]  # [P, K, K, ...]
+        cost += np.sum((permuted - target) ** 2, axis=tuple(range(1, value.ndim + 1)))
+    return orders[np.argmin(cost)]
+
+
 def match_components(params: dict, reference: dict, symmetry: Symmetry) -> dict:
     """Relabel the components of ``params`` to best match ``reference`` (dicts field -> array)."""
+    if symmetry.square_fields:
+        num_components = np.asarray(params[symmetry.square_fields[0]]).shape[0]
+        if num_components <= MAX_ENUMERATED_STATES:
+            return _reorder(params, symmetry, _best_order_by_enumeration(params, reference, symmetry))
     rows, reference_rows = _component_rows(params, symmetry), _component_rows(reference, symmetry)
     if rows is None:
         return params

@@ -1,10 +1,19 @@
-"""The exact-EM fixed point θ* of a scenario: what every run is measured against.
+"""The reference θ* of a scenario: what every run is measured against.
 
-θ* is reached by exact EM (closed-form M-step) from the scenario's shared start
-θ₀ with ``reference.num_iters`` iterations. It is computed once per scenario
-and process (the cache), which is cheap next to the Monte Carlo runs. How well
-it has converged is recorded: ``last_step`` is the distance between its last
-two iterates, which bounds how small a distance to θ* can meaningfully be.
+By default θ* is the exact-EM fixed point, reached by exact EM (closed-form
+M-step) from the scenario's shared start θ₀ with ``reference.num_iters``
+iterations. A scenario whose posterior has no closed form (so no exact EM)
+names its own reference in its config::
+
+    reference:
+      _target_: stochem.app.reference.quadrature_mle   # called with the model
+      num_nodes: 30                                    # and these options
+
+The target is called as ``target(model, **options)`` and returns a
+:class:`FixedPoint`. Either way θ* is computed once per scenario and process
+(the cache), which is cheap next to the Monte Carlo runs. How well it has
+converged is recorded: ``last_step`` is the distance between its last two
+iterates, which bounds how small a distance to θ* can meaningfully be.
 """
 
 from __future__ import annotations
@@ -15,18 +24,19 @@ from typing import NamedTuple
 import numpy as np
 
 import stochem as se
+from stochem.app import quadrature
 from stochem.app.matching import distance
-from stochem.app.scenarios import Scenario
+from stochem.app.scenarios import Scenario, call_target
 
 
 class FixedPoint(NamedTuple):
-    """The exact-EM fixed point of a scenario.
+    """The reference point θ* of a scenario.
 
     Attributes:
         params: θ*, a dict field -> numpy array.
         loglik: ℓ(θ*), the observed-data log-likelihood there.
-        num_iters: exact-EM iterations run to reach it.
-        last_step: distance between the last two exact-EM iterates.
+        num_iters: iterations run to reach it (exact EM, or the optimizer's).
+        last_step: distance between the last two iterates.
     """
 
     params: dict
@@ -50,3 +60,37 @@ def exact_fixed_point(scenario: Scenario, num_iters: int) -> FixedPoint:
     before = {name: value[-2] for name, value in trace.items()}
     return FixedPoint(params=final, loglik=float(result.trace.loglik[-1]), num_iters=num_iters,
                       last_step=distance(before, final, scenario.symmetry))
+
+
+@functools.lru_cache(maxsize=32)
+def fixed_point(scenario: Scenario, num_iters: int) -> FixedPoint:
+    """θ* of ``scenario``: its own reference if its config names one, else :func:`exact_fixed_point`."""
+    if scenario.reference is None:
+        return exact_fixed_point(scenario, num_iters)
+    reference = call_target(scenario.reference, f"scenario.reference ({scenario.name})", scenario.model)
+    if not isinstance(reference, FixedPoint):
+        raise TypeError(f"scenario.reference ({scenario.name}): the target must return a "
+                        f"stochem.app.reference.FixedPoint, got {type(reference).__name__}.")
+    return reference
+
+
+def quadrature_mle(model, num_nodes: int = 30) -> FixedPoint:
+    """The maximum likelihood estimate of a random-intercept GLMM by adaptive Gauss–Hermite quadrature.
+
+    For the models of :mod:`stochem.app.random_effects`: their data are read
+    from the model's keyword arguments (``design``, ``group``, ``counts``,
+    ``num_groups`` and, if present, ``trials``), and θ* has their fields
+    ``beta`` and ``group_sd`` (see :mod:`stochem.app.quadrature`).
+    """
+    _, arguments = model.arguments.rebuild(model.arguments.arrays)
+    needed = ("design", "group", "counts", "num_groups")
+    if any(name not in arguments for name in needed):
+        raise ValueError(f"quadrature_mle needs a model built with the keyword arguments {list(needed)} "
+                         f"(and trials for binomial counts), got {sorted(arguments)}.")
+    data = quadrature.GroupedCounts(*(np.asarray(arguments[name]) for name in needed[:3]),
+                                    num_groups=int(arguments["num_groups"]),
+                                    trials=None if arguments.get("trials") is None
+                                    else np.asarray(arguments["trials"]))
+    mle = quadrature.maximum_likelihood(data, num_nodes=num_nodes)
+    return FixedPoint(params={"beta": np.asarray(mle.beta), "group_sd": np.asarray(mle.group_sd)},
+                      loglik=mle.loglik, num_iters=mle.num_iters, last_step=mle.last_step)

@@ -8,6 +8,12 @@ A scenario config (``configs/scenario/*.yaml``) has::
     init:   null                  # θ₀ as a dict of fields, or null: model.init_params(key(init_seed), data)
     fixed:  []                    # parameter fields kept at θ₀
     distance_tol: 0.05            # "close to θ*" in the summary (units of θ)
+    reference: null               # optional: {_target_: ..., ...} computing θ* (see stochem.app.reference)
+
+Data: an array-like becomes a numpy array; a list of arrays (several
+sequences of a hidden Markov model) stays a list; ``data: null`` is for models
+that hold their data themselves (``stochem.models.from_numpyro``: the data
+live in the numpyro model's arguments, ``fit(model, None, ...)``).
 
 Every seed and every completion of a scenario starts from the same θ₀, so
 their curves can be compared. Scenarios are built once per process and cached.
@@ -41,6 +47,7 @@ class Scenario:
         fixed: parameter fields kept at θ₀.
         symmetry: the model's label symmetry, for distances.
         distance_tol: the distance to θ* that counts as converged in the summary.
+        reference: the config of the scenario's own θ* (``None``: exact EM's fixed point).
     """
 
     name: str
@@ -50,11 +57,15 @@ class Scenario:
     fixed: tuple[str, ...]
     symmetry: Symmetry
     distance_tol: float
+    reference: dict | None = None
 
 
-def _call_target(node: DictConfig, option: str):
-    """Call ``node._target_`` with the node's other keys; errors name ``option``."""
-    spec = OmegaConf.to_container(node, resolve=True)
+def call_target(node, option: str, *args):
+    """Call ``node._target_`` with ``args`` and the node's other keys; errors name ``option``.
+
+    ``node`` is a config node or a plain dict.
+    """
+    spec = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     target = spec.pop("_target_", None)
     if not isinstance(target, str):
         raise ConfigError(option, "needs a _target_ naming the function or class to call")
@@ -63,7 +74,7 @@ def _call_target(node: DictConfig, option: str):
     except Exception:  # Hydra raises ImportError or its own exception type
         raise ConfigError(f"{option}._target_", f"cannot import {target!r}") from None
     try:
-        return function(**spec)
+        return function(*args, **spec)
     except (TypeError, ValueError) as error:
         raise ConfigError(option, str(error)) from None
 
@@ -80,8 +91,8 @@ def _build_cached(scenario_json: str, init_seed: int) -> Scenario:
     for needed in ("name", "model", "data", "distance_tol"):
         if needed not in cfg:
             raise ConfigError(f"scenario.{needed}", "is missing from the scenario config")
-    model = _call_target(cfg.model, "scenario.model")
-    data = np.asarray(_call_target(cfg.data, "scenario.data"))
+    model = call_target(cfg.model, "scenario.model")
+    data = None if cfg.data is None else _as_data(call_target(cfg.data, "scenario.data"))
     fixed = tuple(cfg.get("fixed") or ())
     unknown = [name for name in fixed if name not in model.params_type._fields]
     if unknown:
@@ -100,5 +111,14 @@ def _build_cached(scenario_json: str, init_seed: int) -> Scenario:
             raise
         raise ConfigError(f"scenario ({cfg.name})", str(error)) from None
     init = jax.tree_util.tree_map(np.asarray, init)
+    reference = cfg.get("reference")
     return Scenario(name=str(cfg.name), model=model, data=data, init=init, fixed=fixed,
-                    symmetry=symmetry_of(model), distance_tol=float(cfg.distance_tol))
+                    symmetry=symmetry_of(model), distance_tol=float(cfg.distance_tol),
+                    reference=None if reference is None else OmegaConf.to_container(reference, resolve=True))
+
+
+def _as_data(raw):
+    """A data builder's result as ``fit`` takes it: several sequences stay a list of arrays."""
+    if isinstance(raw, (list, tuple)) and raw and all(np.ndim(item) >= 1 for item in raw):
+        return [np.asarray(item) for item in raw]
+    return np.asarray(raw)
