@@ -94,6 +94,21 @@ def centering_terms(counts, first_moments, means):
     return counts[:, None, None] * _outer(means) - cross - jnp.swapaxes(cross, -1, -2)
 
 
+def check_reg_covar(reg_covar) -> float:
+    """``reg_covar`` as a Python float, or a clear error: it must be a finite number ``>= 0``.
+
+    The one check behind every Gaussian model's ``reg_covar`` argument (the
+    amount added to the diagonal of each covariance in the M-step).
+    """
+    try:
+        value = float(reg_covar)
+    except (TypeError, ValueError):
+        raise TypeError(f"reg_covar must be a non-negative number, got {reg_covar!r}.") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"reg_covar must be a finite number >= 0 (default 1e-6), got {value}.")
+    return value
+
+
 def _check_positive(name, array):
     if array.size and array.min() <= 0:
         raise ValueError(f"{name} must be positive (variances); found {array.min():g}.")

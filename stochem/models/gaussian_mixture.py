@@ -12,7 +12,6 @@ everything that depends on the covariance type lives in
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import NamedTuple
 
 import jax
@@ -96,13 +95,7 @@ class GaussianMixture(FiniteLatentModel):
             )
         if self.init_method not in INIT_METHODS:
             raise ValueError(f"init_method must be one of {list(INIT_METHODS)}, got {self.init_method!r}.")
-        try:
-            reg_covar = float(self.reg_covar)
-        except (TypeError, ValueError):
-            raise TypeError(f"reg_covar must be a non-negative number, got {self.reg_covar!r}.") from None
-        if not (math.isfinite(reg_covar) and reg_covar >= 0):
-            raise ValueError(f"reg_covar must be a finite number >= 0 (default 1e-6), got {reg_covar}.")
-        object.__setattr__(self, "reg_covar", reg_covar)
+        object.__setattr__(self, "reg_covar", _gaussian.check_reg_covar(self.reg_covar))
 
     @property
     def _structure(self):

@@ -1,0 +1,110 @@
+"""The blocked GaussianMixture passes equal a plain numpy EM written from the textbook formulas.
+
+The data are long enough to be cut into several blocks plus a shorter last one
+(and, in one case, exactly one block), so the ``fori_loop`` over blocks, the
+tail and the accumulation of statistics across blocks are all exercised.
+"""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+import stochem as se
+from stochem.models import gaussian_mixture
+
+REG_COVAR = 1e-6
+
+
+def plain_log_densities(x, means, covariances, covariance_type):
+    """``log N(x_n; μ_k, Σ_k)``, ``[N, K]``, with explicit inverses and determinants."""
+    num_components, num_features = means.shape
+    if covariance_type == "full":
+        full = covariances
+    elif covariance_type == "tied":
+        full = np.broadcast_to(covariances, (num_components, num_features, num_features))
+    elif covariance_type == "diag":
+        full = np.stack([np.diag(variances) for variances in covariances])
+    else:
+        full = np.stack([variance * np.eye(num_features) for variance in covariances])
+    columns = []
+    for mean, covariance in zip(means, full):
+        deviation = x - mean
+        quadratic = np.einsum("nd,de,ne->n", deviation, np.linalg.inv(covariance), deviation)
+        columns.append(-0.5 * (num_features * np.log(2 * np.pi) + np.linalg.slogdet(covariance)[1] + quadratic))
+    return np.stack(columns, axis=1)
+
+
+def plain_em_step(x, params, covariance_type):
+    """One EM iteration (scikit-learn's M-step numerics) and ℓ of the parameters it started from."""
+    weights, means, covariances = params
+    table = np.log(weights) + plain_log_densities(x, means, covariances, covariance_type)
+    loglik = logsumexp(table, axis=1)
+    responsibilities = np.exp(table - loglik[:, None])
+    counts = responsibilities.sum(axis=0) + 10 * np.finfo(float).eps
+    new_means = responsibilities.T @ x / counts[:, None]
+    scatter = np.stack([(responsibilities[:, k, None] * (x - new_means[k])).T @ (x - new_means[k])
+                        for k in range(len(counts))])  # Σ_n r_nk (x_n − μ_k)(x_n − μ_k)ᵀ
+    num_features = x.shape[1]
+    new_covariances = {
+        "full": scatter / counts[:, None, None] + REG_COVAR * np.eye(num_features),
+        "tied": scatter.sum(axis=0) / counts.sum() + REG_COVAR * np.eye(num_features),
+        "diag": np.diagonal(scatter, axis1=1, axis2=2) / counts[:, None] + REG_COVAR,
+        "spherical": np.trace(scatter, axis1=1, axis2=2) / counts / num_features + REG_COVAR,
+    }[covariance_type]
+    return (counts / counts.sum(), new_means, new_covariances), loglik.sum()
+
+
+def clusters(num_points, num_features, num_components, seed):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=3.0, size=(num_components, num_features)) + 50.0  # far from the origin
+    labels = rng.integers(0, num_components, num_points)
+    return centres[labels] + rng.standard_normal((num_points, num_features)) * rng.uniform(0.5, 2.0, num_features)
+
+
+def start_for(x, num_components, covariance_type):
+    num_features = x.shape[1]
+    covariance = np.cov(x.T)
+    covariances = {"full": np.stack([covariance] * num_components), "tied": covariance,
+                   "diag": np.tile(np.diag(covariance), (num_components, 1)),
+                   "spherical": np.full(num_components, np.trace(covariance) / num_features)}[covariance_type]
+    return (np.full(num_components, 1.0 / num_components), x[:: len(x) // num_components][:num_components],
+            covariances)
+
+
+@pytest.mark.parametrize("covariance_type, num_points", [
+    ("full", 2_500), ("full", 1_024), ("diag", 2_500), ("spherical", 2_500), ("tied", 2_500)])
+def test_blocked_em_equals_plain_numpy_em(covariance_type, num_points):
+    num_features, num_components, num_iters = 3, 4, 6
+    x = clusters(num_points, num_features, num_components, seed=num_points)
+    model = se.models.GaussianMixture(num_components, covariance_type=covariance_type, reg_covar=REG_COVAR)
+    block_size = model._block_size(np.asarray(x))
+    # The case is a real test of the blocking: several blocks (and a tail), or exactly one.
+    assert num_points // block_size >= 2 or num_points == block_size
+
+    start = start_for(x, num_components, covariance_type)
+    result = se.fit(model, x, init=dict(zip(("weights", "means", "covariances"), start)), num_iters=num_iters)
+
+    params, logliks = start, []
+    for _ in range(num_iters):
+        params, loglik = plain_em_step(x, params, covariance_type)
+        logliks.append(loglik)
+    np.testing.assert_allclose(result.trace.loglik[:num_iters], logliks, rtol=1e-12)
+    for ours, theirs in zip(result.params, params):
+        np.testing.assert_allclose(np.asarray(ours), theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("num_points, block_size", [(7, 8), (8, 8), (9, 4), (16, 4), (17, 4)])
+def test_block_passes_cover_every_point_once(num_points, block_size):
+    """``sum_blocks`` and ``map_and_sum_blocks`` against a plain sum and a plain map."""
+    values = np.arange(num_points, dtype=float)[:, None] * np.array([1.0, 2.0])  # [N, 2]
+
+    def block(index, rows):
+        return rows.T * 10.0, jnp.sum(rows, axis=0)
+
+    total = gaussian_mixture.sum_blocks(lambda index, rows: jnp.sum(rows, axis=0), block_size, (values,), (0,))
+    mapped, summed = gaussian_mixture.map_and_sum_blocks(block, block_size, (values,), (0,))
+    np.testing.assert_allclose(total, values.sum(axis=0))
+    np.testing.assert_allclose(summed, values.sum(axis=0))
+    np.testing.assert_allclose(mapped, values.T * 10.0)
+
