@@ -2,37 +2,29 @@
 
 A bad value stops the job with a :class:`ConfigError` naming the option and
 what it accepts (``main`` prints it without a traceback). The checks here are
-about the app's own options; the model and the data check themselves when the
-scenario is built (see :mod:`stochem.app.scenarios`).
+about the app's own options (the ``completion`` group is read by
+:mod:`stochem.app.completions`); the model and the data check themselves when
+the scenario is built (see :mod:`stochem.app.scenarios`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import operator
 from typing import Any
 
 import optax
 from omegaconf import DictConfig
 
 import stochem as se
+from stochem.app import completions
+from stochem.app.completions import COMPLETIONS, CompletionSettings
+from stochem.app.options import ConfigError, choice, integer
 
-COMPLETIONS = ("exact", "monte_carlo")
+__all__ = ["COMPLETIONS", "MSTEPS", "OPTIMIZERS", "ConfigError", "JobSettings", "read"]
+
 MSTEPS = ("closed_form", "gradient")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "lbfgs")
-
-
-class ConfigError(ValueError):
-    """A config option has a value the app cannot use.
-
-    Attributes:
-        option: the dotted name of the option, e.g. ``completion.num_samples``.
-    """
-
-    def __init__(self, option: str, message: str):
-        super().__init__(f"{option}: {message}")
-        self.option = option
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,20 +32,16 @@ class JobSettings:
     """The checked settings of one job.
 
     Attributes:
-        completion_name: ``"exact"`` or ``"monte_carlo"``.
-        num_samples: draws per observation and iteration (``None`` for exact).
-        completion: the completion factory for ``stochem.fit``.
+        completion_settings: the checked ``completion`` group (variant, label, options).
         mstep_name: ``"closed_form"`` or ``"gradient"``.
         mstep: the M-step factory for ``stochem.fit``.
-        num_iters: EM iterations.
+        num_iters: EM iterations (at most, for completions with a stopping rule).
         seeds: the seeds, run vmapped in one compiled program.
         init_seed: seed of the shared start θ₀ when the scenario gives none.
         reference_iters: exact-EM iterations used to find the fixed point θ*.
     """
 
-    completion_name: str
-    num_samples: int | None
-    completion: Any
+    completion_settings: CompletionSettings
     mstep_name: str
     mstep: Any
     num_iters: int
@@ -61,24 +49,30 @@ class JobSettings:
     init_seed: int
     reference_iters: int
 
+    @property
+    def completion_name(self) -> str:
+        """The variant, e.g. ``"saem"`` (see :data:`COMPLETIONS`)."""
+        return self.completion_settings.name
 
-def _integer(option: str, value, minimum: int, hint: str = "") -> int:
-    message = f"must be an integer >= {minimum}{hint}, got {value!r}"
-    if isinstance(value, bool):
-        raise ConfigError(option, message)
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ConfigError(option, message) from None
-    if number < minimum:
-        raise ConfigError(option, message)
-    return number
+    @property
+    def completion_label(self) -> str:
+        """The variant with its settings, e.g. ``"monte_carlo S=100"``."""
+        return self.completion_settings.label
 
+    @property
+    def num_samples(self) -> int | None:
+        """Fixed draws per observation and iteration (``None``: exact, or a count that changes)."""
+        return self.completion_settings.num_samples
 
-def _choice(option: str, value, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(option, f"must be one of {list(allowed)}, got {value!r}")
-    return value
+    @property
+    def completion(self):
+        """The completion for ``stochem.fit``."""
+        return self.completion_settings.completion
+
+    @property
+    def average_from(self) -> int | None:
+        """First iteration of the Polyak–Ruppert average of the iterates (``None``: no averaging)."""
+        return self.completion_settings.average_from
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,21 +81,11 @@ def _optimizer(name: str, learning_rate: float | None):
     return getattr(optax, name)(learning_rate)
 
 
-def _read_completion(cfg: DictConfig):
-    name = _choice("completion.name", cfg.get("name"), COMPLETIONS)
-    num_samples = cfg.get("num_samples")
-    if num_samples is not None or name == "monte_carlo":
-        num_samples = _integer("completion.num_samples", num_samples, 1, " (1 is stochastic EM)")
-    if name == "exact":
-        return name, None, se.exact()
-    return name, num_samples, se.monte_carlo(num_samples)
-
-
 def _read_mstep(cfg: DictConfig):
-    name = _choice("mstep.name", cfg.get("name"), MSTEPS)
+    name = choice("mstep.name", cfg.get("name"), MSTEPS)
     if name == "closed_form":
         return name, se.closed_form()
-    optimizer = _choice("mstep.optimizer", cfg.get("optimizer"), OPTIMIZERS)
+    optimizer = choice("mstep.optimizer", cfg.get("optimizer"), OPTIMIZERS)
     learning_rate = cfg.get("learning_rate")
     if learning_rate is None and optimizer != "lbfgs":
         raise ConfigError("mstep.learning_rate", f"optimizer {optimizer} needs a learning rate > 0")
@@ -109,7 +93,7 @@ def _read_mstep(cfg: DictConfig):
         if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
             raise ConfigError("mstep.learning_rate", f"must be a number > 0 (or null for lbfgs), got {learning_rate!r}")
         learning_rate = float(learning_rate)
-    num_steps = _integer("mstep.num_steps", cfg.get("num_steps"), 1)
+    num_steps = integer("mstep.num_steps", cfg.get("num_steps"), 1)
     return name, se.gradient(_optimizer(optimizer, learning_rate), num_steps)
 
 
@@ -122,7 +106,7 @@ def _read_seeds(value) -> tuple[int, ...]:
         raise ConfigError("seeds", f"must be a list of seeds such as [0, 1, 2], got {value!r}") from None
     if not seeds:
         raise ConfigError("seeds", "must list at least one seed, e.g. [0, 1, 2]")
-    seeds = tuple(_integer("seeds", seed, 0) for seed in seeds)
+    seeds = tuple(integer("seeds", seed, 0) for seed in seeds)
     if len(set(seeds)) != len(seeds):
         raise ConfigError("seeds", f"must not repeat a seed, got {list(seeds)}")
     return seeds
@@ -137,16 +121,14 @@ def read(cfg: DictConfig) -> JobSettings:
     for group in ("scenario", "completion", "mstep"):
         if not isinstance(cfg.get(group), DictConfig):
             raise ConfigError(group, f"is not set; pick one with {group}=NAME")
-    completion_name, num_samples, completion = _read_completion(cfg.completion)
+    completion_settings = completions.read(cfg.completion)
     mstep_name, mstep = _read_mstep(cfg.mstep)
     return JobSettings(
-        completion_name=completion_name,
-        num_samples=num_samples,
-        completion=completion,
+        completion_settings=completion_settings,
         mstep_name=mstep_name,
         mstep=mstep,
-        num_iters=_integer("num_iters", cfg.get("num_iters"), 1),
+        num_iters=integer("num_iters", cfg.get("num_iters"), 1),
         seeds=_read_seeds(cfg.get("seeds")),
-        init_seed=_integer("init_seed", cfg.get("init_seed"), 0),
-        reference_iters=_integer("reference.num_iters", cfg.get("reference", {}).get("num_iters"), 1),
+        init_seed=integer("init_seed", cfg.get("init_seed"), 0),
+        reference_iters=integer("reference.num_iters", cfg.get("reference", {}).get("num_iters"), 1),
     )
