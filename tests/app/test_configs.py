@@ -32,17 +32,21 @@ def test_default_config_is_one_run_with_the_report_callback():
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_composes_into_a_sweep_of_exact_and_monte_carlo(experiment):
+def test_experiment_composes_into_a_sweep_comparing_completions(experiment):
     cfg = compose_app(f"experiment={experiment}", hydra=True)
     assert cfg.hydra.mode == RunMode.MULTIRUN
     params = cfg.hydra.sweeper.params
-    assert set(params["completion"].split(",")) == {"exact", "monte_carlo"}
+    completions = params["completion"].split(",")
+    # exact vs Monte Carlo EM; MCMC-EM vs SAEM where the posterior has no closed form
+    assert set(completions) in ({"exact", "monte_carlo"}, {"mcmc", "saem"})
     assert all(int(count) >= 1 for count in params["completion.num_samples"].split(","))
-    # each job of the sweep composes and passes the app's checks
+    # each job of the sweep composes and passes the app's checks (other swept keys at their first value)
+    others = [f"{key}={value.split(',')[0]}" for key, value in params.items() if key not in ("scenario", "completion")]
     scenario_names = params["scenario"].split(",") if "scenario" in params else [cfg.scenario.name]
     for scenario in scenario_names:
-        for completion in ("exact", "monte_carlo"):
-            job_cfg = compose_app(f"experiment={experiment}", f"scenario={scenario}", f"completion={completion}")
+        for completion in completions:
+            job_cfg = compose_app(f"experiment={experiment}", f"scenario={scenario}", f"completion={completion}",
+                                  *others)
             job = settings.read(job_cfg)
             assert job.completion_name == completion
             assert job.num_iters >= 1 and len(job.seeds) >= 2

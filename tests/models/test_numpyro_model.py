@@ -27,10 +27,11 @@ import pytest
 from jax.scipy.special import logsumexp
 from numpyro.distributions import constraints
 from numpyro.infer.util import log_density
-from scipy import optimize, special, stats
+from scipy import stats
 
 import stochem as se
 from stochem import driver
+from stochem.app import quadrature
 from stochem.completion import sampled_stats
 from stochem.models.numpyro_model import ContinuousNumpyroModel, EnumeratedNumpyroModel, estimate_loglik
 from tests.mc_checks import assert_mean_matches, assert_sampled_stats_match_exact, z_threshold
@@ -348,27 +349,11 @@ def test_importance_sampled_loglik_matches_the_closed_form(proposal):
 
 
 # ------------------------------------------------------------- cbpp GLMM
-def _gauss_hermite_loglik(theta, design, herd, size, incidence, num_herds, num_nodes=40):
-    """ℓ(β, σ) = Σ_h log ∫ Π_{i in h} Binom(y_i | n_i, logit⁻¹(x_i β + σ z)) φ(z) dz by Gauss–Hermite."""
-    beta, sd = theta[:-1], np.exp(theta[-1])
-    nodes, weights = np.polynomial.hermite.hermgauss(num_nodes)
-    intercepts = np.sqrt(2.0) * sd * nodes  # [Q]
-    logits = (design @ beta)[:, None] + intercepts[None, :]  # [I, Q]
-    log_binomial = (special.gammaln(size + 1) - special.gammaln(incidence + 1)
-                    - special.gammaln(size - incidence + 1))[:, None]
-    log_lik = log_binomial + incidence[:, None] * -np.logaddexp(0, -logits) + (size - incidence)[:, None] * \
-        -np.logaddexp(0, logits)
-    per_herd = np.zeros((num_herds, num_nodes))
-    np.add.at(per_herd, herd, log_lik)
-    return np.sum(special.logsumexp(per_herd + np.log(weights / np.sqrt(np.pi)), axis=1))
-
-
 def _cbpp_quadrature_mle():
-    arguments = examples.cbpp_arguments()
-    result = optimize.minimize(lambda theta: -_gauss_hermite_loglik(theta, *arguments),
-                               x0=np.array([-1.0, 0.0, 0.0, 0.0, 0.0]), method="BFGS")
-    assert result.success and np.max(np.abs(result.jac)) < 1e-4
-    return result.x[:-1], np.exp(result.x[-1]), -result.fun
+    """(β, σ, ℓ) maximizing the adaptive Gauss–Hermite likelihood (numpy/scipy, no stochem EM code)."""
+    design, herd, size, incidence, num_herds = examples.cbpp_arguments()
+    mle = quadrature.maximum_likelihood(quadrature.GroupedCounts(design, herd, incidence, num_herds, trials=size))
+    return mle.beta, mle.group_sd, mle.loglik
 
 
 @pytest.mark.slow
