@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from stochem import _validation
 from stochem.base import CompletionTransform
-from stochem.completion.sampling import combine_draws, draw_stats
+from stochem.completion.sampling import combine_draws, draw_stats, gives_loglik
 
 
 class SamplingDiagnostics(NamedTuple):
@@ -39,6 +39,18 @@ class SamplingDiagnostics(NamedTuple):
 class MonteCarloState(NamedTuple):
     count: Any  # iterations done
     diagnostics: SamplingDiagnostics
+
+
+class MonteCarloLoglikState(NamedTuple):
+    """:class:`MonteCarloState` plus ℓ(θ_t), when the model's sampler computes it on the way.
+
+    EM then records this ``loglik`` instead of evaluating ℓ in a second pass
+    (see :mod:`stochem.em`).
+    """
+
+    count: Any
+    diagnostics: SamplingDiagnostics
+    loglik: Any
 
 
 def require_capabilities(model, completion_name: str, *names: str, hint: str = "") -> None:
@@ -101,15 +113,23 @@ class MonteCarlo:
                              hint="Use completion=mcmc(num_samples) to sample it by MCMC.")
         schedule, max_samples = self.num_samples, self.max_samples
 
+        with_loglik = gives_loglik(model, max_samples)
+
         def init(params, data):
             diagnostics = sampling_diagnostics_like(model, params, data, jax.random.key(0))
+            if with_loglik:
+                return MonteCarloLoglikState(jnp.asarray(0), diagnostics, jnp.asarray(jnp.nan))
             return MonteCarloState(count=jnp.asarray(0), diagnostics=diagnostics)
 
         def update(key, params, data, state):
             num_samples = schedule(state.count) if callable(schedule) else schedule
             drawn = draw_stats(model, key, params, data, num_samples, max_samples)
             diagnostics = SamplingDiagnostics(jnp.asarray(drawn.num_samples), drawn.stderr())
-            return combine_draws(model, drawn), MonteCarloState(state.count + 1, diagnostics)
+            if with_loglik:
+                new_state = MonteCarloLoglikState(state.count + 1, diagnostics, drawn.loglik)
+            else:
+                new_state = MonteCarloState(state.count + 1, diagnostics)
+            return combine_draws(model, drawn), new_state
 
         return CompletionTransform(init, update)
 

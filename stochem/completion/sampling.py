@@ -83,12 +83,24 @@ def stats_sampler(model, params, data):
     called, rather than once per draw; the statistics must still come from
     the model's ``suff_stats``. Otherwise each draw is
     ``suff_stats(data, sample_latent(key, params, data))``.
+
+    For a single draw (``max_samples == 1`` in :func:`draw_stats`), a model's
+    ``sampled_stats_and_loglik(key, params, data)`` is used instead when it
+    exists: the same draw as ``stats_sampler_and_loglik(params, data)[0](key)``
+    from one fused pass.
     """
     if hasattr(model, "stats_sampler_and_loglik"):
         return model.stats_sampler_and_loglik(params, data)
     if hasattr(model, "stats_sampler"):
         return model.stats_sampler(params, data), None
     return (lambda key: model.suff_stats(data, model.sample_latent(key, params, data))), None
+
+
+def gives_loglik(model, max_samples: int) -> bool:
+    """Whether :func:`draw_stats` returns ℓ(θ) (computed by the model on the way) for this buffer size."""
+    if max_samples == 1 and hasattr(model, "sampled_stats_and_loglik"):
+        return True
+    return hasattr(model, "stats_sampler_and_loglik")
 
 
 def draw_stats(model, key, params, data, num_samples, max_samples: int) -> DrawnStats:
@@ -107,6 +119,11 @@ def draw_stats(model, key, params, data, num_samples, max_samples: int) -> Drawn
         num_samples: a Python int or traced int in ``1..max_samples``.
         max_samples: the buffer size (a Python int).
     """
+    if max_samples == 1 and hasattr(model, "sampled_stats_and_loglik"):
+        # One draw: the model's fused pass (posterior and draw together) costs about one exact E-step.
+        stats, loglik = model.sampled_stats_and_loglik(jax.random.fold_in(key, 0), params, data)
+        per_draw = jax.tree_util.tree_map(lambda leaf: leaf[None], stats)
+        return DrawnStats(per_draw, jnp.asarray(1), loglik)
     batch_size = min(SAMPLE_BATCH, max_samples)
     num_batches = -(-max_samples // batch_size)
     one_draw, loglik = stats_sampler(model, params, data)

@@ -255,24 +255,48 @@ class GaussianMixture(FiniteLatentModel):
         block_size = self._block_size(x)
 
         def cumulative_posterior(index, rows):
-            responsibilities_t, loglik = _normalize_columns(self._log_joint_columns(plan, rows.T))
-            return jnp.cumsum(responsibilities_t[:-1], axis=0), jnp.sum(loglik)
+            cumulative_block, loglik = self._cumulative_posterior_columns(plan, rows.T)
+            return cumulative_block, jnp.sum(loglik)
 
         cumulative_t, loglik = map_and_sum_blocks(cumulative_posterior, block_size, (x,), (0,))
 
         def draw(key):
             def block_stats(index, rows, cumulative_block):
-                points_t = rows.T
-                uniforms = jax.random.uniform(jax.random.fold_in(key, index), (1, points_t.shape[1]),
-                                              dtype=points_t.dtype)
-                below = (uniforms < cumulative_block).astype(points_t.dtype)  # 1[m_n <= k], k < K − 1
-                one_hot = (jnp.pad(below, ((0, 1), (0, 0)), constant_values=1.0)
-                           - jnp.pad(below, ((1, 0), (0, 0))))
-                return self._suff_stats_columns(points_t, one_hot)
+                return self._drawn_stats_columns(key, index, rows.T, cumulative_block)
 
             return sum_blocks(block_stats, block_size, (x, cumulative_t), (0, 1))
 
         return draw, loglik
+
+    def sampled_stats_and_loglik(self, key, params, x):
+        """One draw's statistics ``T(o, m)``, ``m ~ P(m | o; θ)``, and ℓ(θ), in one pass.
+
+        The same draw as ``stats_sampler_and_loglik(params, x)[0](key)`` (same
+        uniforms, same inversion), but the posterior of each block is used as
+        soon as it is computed instead of being stored: when only one
+        completion is drawn (stochastic EM) this costs about one exact E-step.
+        """
+        plan = self._density_plan(params)
+
+        def block_pass(index, rows):
+            points_t = rows.T
+            cumulative_block, loglik = self._cumulative_posterior_columns(plan, points_t)
+            return self._drawn_stats_columns(key, index, points_t, cumulative_block), jnp.sum(loglik)
+
+        return sum_blocks(block_pass, self._block_size(x), (x,), (0,))
+
+    def _cumulative_posterior_columns(self, plan, points_t):
+        """``(F [K − 1, B], ℓ [B])``: ``F_kn = Σ_{j≤k} P(m_n = j | x_n)`` and ``ℓ_n = log p(x_n)``."""
+        responsibilities_t, loglik = _normalize_columns(self._log_joint_columns(plan, points_t))
+        return jnp.cumsum(responsibilities_t[:-1], axis=0), loglik
+
+    def _drawn_stats_columns(self, key, index, points_t, cumulative_block):
+        """Statistics of block ``index``'s draw: ``m_n = min {k : u_n < F_kn}``, ``u`` from ``fold_in(key, index)``."""
+        uniforms = jax.random.uniform(jax.random.fold_in(key, index), (1, points_t.shape[1]),
+                                      dtype=points_t.dtype)
+        below = (uniforms < cumulative_block).astype(points_t.dtype)  # 1[m_n <= k], k < K − 1
+        one_hot = jnp.pad(below, ((0, 1), (0, 0)), constant_values=1.0) - jnp.pad(below, ((1, 0), (0, 0)))
+        return self._suff_stats_columns(points_t, one_hot)
 
     def suff_stats(self, x, latent):
         """Raw moments, linear in ``φ = latent [N, K]``: ``N_k``, ``Σ_n φ_nk x_n`` and second moments."""

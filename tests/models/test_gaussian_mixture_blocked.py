@@ -108,3 +108,29 @@ def test_block_passes_cover_every_point_once(num_points, block_size):
     np.testing.assert_allclose(summed, values.sum(axis=0))
     np.testing.assert_allclose(mapped, values.T * 10.0)
 
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_one_fused_draw_is_the_samplers_draw(covariance_type):
+    """Stochastic EM's one-pass draw equals the stored-posterior sampler's draw for the same key."""
+    import jax
+
+    from stochem.completion import draw_stats
+
+    x = clusters(2_500, 3, 4, seed=1)
+    model = se.models.GaussianMixture(4, covariance_type=covariance_type)
+    data = model.prepare_data(x)
+    params = model.prepare_params(dict(zip(("weights", "means", "covariances"),
+                                           start_for(x, 4, covariance_type))), data)
+    key = jax.random.key(3)
+    fused, fused_loglik = model.sampled_stats_and_loglik(key, params, data)
+    draw, loglik = model.stats_sampler_and_loglik(params, data)
+    for ours, theirs in zip(fused, draw(key)):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    np.testing.assert_allclose(fused_loglik, loglik, rtol=1e-13)
+    np.testing.assert_allclose(fused_loglik, model.log_marginal(params, data), rtol=1e-13)
+    # monte_carlo(1) takes the fused pass: draw 0 uses fold_in(key, 0).
+    drawn = draw_stats(model, key, params, data, 1, 1)
+    for ours, theirs in zip(drawn.per_draw, draw(jax.random.fold_in(key, 0))):
+        np.testing.assert_array_equal(np.asarray(ours)[0], np.asarray(theirs))
+    assert 0 < float(fused.counts.min()) and float(fused.counts.sum()) == len(x)

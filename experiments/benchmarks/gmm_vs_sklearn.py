@@ -1,0 +1,131 @@
+"""stochem's exact EM for Gaussian mixtures against scikit-learn, on the identical trajectory.
+
+Both start from the same weights, means and covariances (scikit-learn's
+``weights_init``, ``means_init`` and ``precisions_init``), run a fixed number of
+iterations (``max_iter=n, tol=0``) with the same ``reg_covar``, and must end at
+the same parameters. Times are wall-clock with the default threading of both
+libraries (all cores); stochem's compile time is the first call minus a warm
+call and is reported apart.
+
+    python experiments/benchmarks/gmm_vs_sklearn.py [--quick] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import _common
+import jax
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+import stochem as se
+
+# (covariance type, N, D, K, iterations)
+CASES = [
+    ("full", 10_000, 8, 5, 50),
+    ("full", 200_000, 8, 5, 50),
+    ("diag", 200_000, 8, 5, 50),
+    ("tied", 200_000, 8, 5, 50),
+    ("full", 1_000_000, 1, 3, 50),
+]
+QUICK_CASES = [("full", 3_000, 3, 3, 5), ("diag", 3_000, 3, 3, 5)]
+REG_COVAR = 1e-6
+
+
+def start_for(covariance_type, data, num_components, seed=1):
+    """Uniform weights, K distinct data points as means, the data covariance for every component."""
+    rng = np.random.default_rng(seed)
+    num_features = data.shape[1]
+    means = data[rng.choice(len(data), num_components, replace=False)]
+    covariance = np.cov(data.T).reshape(num_features, num_features)
+    covariances = {
+        "full": np.stack([covariance] * num_components),
+        "tied": covariance,
+        "diag": np.tile(np.diag(covariance), (num_components, 1)),
+        "spherical": np.full(num_components, np.trace(covariance) / num_features),
+    }[covariance_type]
+    return {"weights": np.full(num_components, 1.0 / num_components), "means": means,
+            "covariances": covariances}
+
+
+def precisions(covariance_type, covariances):
+    """scikit-learn's ``precisions_init``: inverse covariances in its shape for each type."""
+    return np.linalg.inv(covariances) if covariance_type in ("full", "tied") else 1.0 / covariances
+
+
+def floor_flops(covariance_type, num_points, num_features, num_components):
+    """The arithmetic one E-step + M-step cannot avoid (multiply-adds count 2).
+
+    Per point: whitening ``2KD²`` (full; ``2D²`` once for tied), squared norms
+    ``2KD``, second moments ``KD(D+1)`` (symmetric; ``D(D+1)`` for tied, ``2KD``
+    for diag), first moments ``2KD``, ``K`` exponentials; the M-step is
+    independent of N and negligible.
+    """
+    k, d = num_components, num_features
+    per_point = {
+        "full": 2 * k * d * d + k * d * (d + 1) + 4 * k * d + k,
+        "tied": 2 * d * d + d * (d + 1) + 6 * k * d + k,
+        "diag": 3 * k * d + 2 * k * d + 2 * k * d + k,
+        "spherical": 3 * k * d + 2 * d + 2 * k * d + k,
+    }[covariance_type]
+    return num_points * per_point
+
+
+def run_case(covariance_type, num_points, num_features, num_components, num_iters, repeats, rates):
+    data = _common.gaussian_clusters(num_points, num_features, num_components, seed=num_points)
+    start = start_for(covariance_type, data, num_components)
+    model = se.models.GaussianMixture(num_components, covariance_type=covariance_type, reg_covar=REG_COVAR)
+
+    def stochem_fit():
+        return se.fit(model, data, init=start, num_iters=num_iters)
+
+    first_start = time.perf_counter()
+    result = jax.block_until_ready(stochem_fit())
+    first = time.perf_counter() - first_start
+    warm, _ = _common.timed(_common.blocking(stochem_fit), repeats)
+
+    reference = SklearnGaussianMixture(
+        num_components, covariance_type=covariance_type, max_iter=num_iters, tol=0.0, reg_covar=REG_COVAR,
+        init_params="random_from_data", weights_init=start["weights"], means_init=start["means"],
+        precisions_init=precisions(covariance_type, start["covariances"]),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sklearn_time, _ = _common.timed(lambda: reference.fit(data), max(1, repeats // 2))
+    assert reference.n_iter_ == num_iters
+
+    difference = max(
+        float(np.max(np.abs(np.asarray(getattr(result.params, name)).reshape(np.shape(expected))
+                            - expected)))
+        for name, expected in [("weights", reference.weights_), ("means", reference.means_),
+                               ("covariances", reference.covariances_)])
+    per_iteration = warm / num_iters
+    floor = max(floor_flops(covariance_type, num_points, num_features, num_components) / rates["flops"],
+                num_points * num_features * 8 / rates["bandwidth"])
+    return [
+        covariance_type, f"{num_points:,}", num_features, num_components, num_iters,
+        _common.milliseconds(sklearn_time / num_iters), _common.milliseconds(per_iteration),
+        f"{sklearn_time / warm:.1f}x", f"{first - warm:.2f}", f"{difference:.1e}",
+        f"{floor * 1e3:.2f}", f"{per_iteration / floor:.0f}x",
+    ]
+
+
+def main():
+    args = _common.arguments(__doc__.splitlines()[0], repeats=(int, 3, "warm stochem runs (best is kept)"))
+    cases = QUICK_CASES if args.quick else CASES
+    repeats = 1 if args.quick else args.repeats
+    rates = _common.measured_rates()
+    summary = _common.machine_summary(rates)
+    _common.print_summary("GaussianMixture: stochem vs scikit-learn (same start, same iterations)", summary)
+    rows = [run_case(*case, repeats=repeats, rates=rates) for case in cases]
+    _common.print_table(
+        ["covariance", "N", "D", "K", "iters", "sklearn ms/iter", "stochem ms/iter", "speed-up",
+         "stochem compile s", "max |Δθ|", "floor ms/iter", "stochem / floor"],
+        rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Peak memory of a 1-D Gaussian mixture on 10 million points, each fit in a fresh process.
+
+Each measurement starts a new Python process that simulates the data, runs a
+few iterations of ``fit`` (exact EM, or stochastic EM with ``monte_carlo(1)``,
+or Monte Carlo EM with ``monte_carlo(S)``) and reports its peak resident set
+size (``ru_maxrss`` of ``resource.getrusage``, the high-water mark of
+physical memory of the whole process: Python, JAX, XLA's buffers and the
+data). The process that only imports stochem and creates the data is
+measured too, as the baseline. Goal: exact EM under 2 GB.
+
+    python experiments/benchmarks/memory.py [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import _common
+
+NUM_POINTS, NUM_COMPONENTS, NUM_ITERS = 10_000_000, 3, 3
+
+CHILD = textwrap.dedent("""
+    import json, resource, sys, time
+    sys.path.insert(0, {repository!r})
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np
+    import stochem as se
+    num_points, completion, num_iters = {num_points}, {completion!r}, {num_iters}
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, num_points)
+    data = np.array([-4.0, 0.0, 5.0])[labels] + np.array([1.0, 0.7, 1.5])[labels] * rng.standard_normal(num_points)
+    del labels
+
+    def high_water_mark():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+
+    before = high_water_mark()
+    try:  # Linux: writing 5 resets the high-water mark to the current resident size
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+    start = time.perf_counter()
+    if completion != "none":
+        init = {{"weights": [0.3, 0.3, 0.4], "means": [-3.0, 1.0, 4.0], "covariances": [1.0, 1.0, 1.0]}}
+        options = {{}} if completion == "exact" else {{"completion": se.monte_carlo({num_samples})}}
+        result = se.fit(se.models.GaussianMixture({num_components}), data, init=init, num_iters=num_iters,
+                        **options)
+        jax.block_until_ready(result.params)
+    seconds = time.perf_counter() - start
+    during = high_water_mark()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # whole process, kilobytes on Linux
+    print(json.dumps({{"peak_bytes": peak, "fit_peak_bytes": during, "before_fit_bytes": before,
+                      "seconds": seconds}}))
+""")
+
+
+def peak_of(num_points: int, completion: str, num_iters: int) -> dict:
+    """Run one fit in a fresh interpreter; ``{"peak_bytes", "seconds"}`` (compile included)."""
+    num_samples = int(completion[len("monte_carlo("):-1]) if completion.startswith("monte_carlo(") else 1
+    code = CHILD.format(repository=str(_common.REPOSITORY), num_points=num_points, completion=completion,
+                        num_iters=num_iters, num_components=NUM_COMPONENTS, num_samples=num_samples)
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def main():
+    args = _common.arguments(__doc__.splitlines()[0])
+    num_points = 200_000 if args.quick else NUM_POINTS
+    completions = ["none", "exact", "monte_carlo(1)"] if args.quick else [
+        "none", "exact", "monte_carlo(1)", "monte_carlo(10)"]
+    _common.print_summary(f"Peak memory: 1-D GaussianMixture, N={num_points:,}, K={NUM_COMPONENTS}, "
+                          f"{NUM_ITERS} iterations", _common.machine_summary())
+    rows = []
+    for completion in completions:
+        measured = peak_of(num_points, completion, NUM_ITERS)
+        name = "(import, simulate the data; no fit)" if completion == "none" else completion
+        rows.append([name, f"{measured['peak_bytes'] / 2**20:.0f}", f"{measured['fit_peak_bytes'] / 2**20:.0f}",
+                     f"{num_points * 8 / 2**20:.0f}", f"{measured['seconds']:.1f}"])
+    _common.print_table(["completion", "process peak RSS MiB", "peak RSS during the fit MiB", "data MiB",
+                         "fit s (incl. compile)"], rows)
+    print("The process peak includes simulating the data (numpy temporaries); the fit's peak is the "
+          "high-water mark after it was reset (/proc/self/clear_refs) just before fit.\n")
+
+if __name__ == "__main__":
+    main()
