@@ -69,7 +69,14 @@ def test_standard_errors_check_their_arguments():
         se.standard_errors(COINS, params, HEADS, num_samples=1)
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+# Each case compiles the Hessian of the mixture's log-likelihood (tens of seconds): one runs in
+# the default suite, the other three with the slow checks.
+@pytest.mark.parametrize("covariance_type", [
+    pytest.param("full", marks=pytest.mark.slow),
+    pytest.param("diag", marks=pytest.mark.slow),
+    "spherical",
+    pytest.param("tied", marks=pytest.mark.slow),
+])
 def test_gmm_louis_information_equals_the_hessian_of_the_loglik(covariance_type):
     rng = np.random.default_rng(7)
     points = np.concatenate([rng.normal([0.0, 0.0], 1.0, (40, 2)), rng.normal([2.5, 1.0], 0.7, (30, 2))])
