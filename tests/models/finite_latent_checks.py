@@ -90,6 +90,41 @@ def maximize(negative_loglik, start):
     return result.x, -float(result.fun), np.linalg.eigvalsh((hessian + hessian.T) / 2)
 
 
+def assert_matches_joint_table(model, params, data, joint, posterior_atol: float = 1e-15):
+    """Posterior, ℓ and statistics agree with a brute-force joint table ``p(o_n, m_n = k)`` ``[N, K]``.
+
+    Impossible latent values (zeros in ``joint``) must give finite statistics,
+    never NaN.
+
+    Returns:
+        ``(posterior, stats)`` of the model, for further checks.
+    """
+    posterior, loglik, stats = exact_quantities(model, params, data)
+    joint = np.asarray(joint, dtype=float)
+    np.testing.assert_allclose(posterior, joint / joint.sum(1, keepdims=True), rtol=1e-12, atol=posterior_atol)
+    np.testing.assert_allclose(loglik, np.log(joint.sum(1)).sum(), rtol=1e-12)
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(stats))
+    return posterior, stats
+
+
+def assert_log_joint_is_complete_loglik_plus_constant(model, data, latent, params_list):
+    """``log p(o, m; θ) − Q_T(θ)`` (the statistics' complete log-likelihood) does not depend on θ.
+
+    ``latent`` is one completion (an encoding); ``params_list`` holds several
+    θ as dicts. The difference is the part of the log joint free of θ (e.g.
+    binomial coefficients), so it must be the same number for every θ.
+    """
+    stats = model.suff_stats(data, latent)
+    difference = jax.jit(lambda params: model.log_joint(params, data, latent) - model.complete_loglik(params, stats))
+    differences = [float(difference(model.prepare_params(params, data))) for params in params_list]
+    np.testing.assert_allclose(differences, differences[0], atol=1e-12)
+
+
+def assert_exact_em_never_decreases(model, data, init, num_iters: int):
+    """Exact EM from ``init`` never lowers ℓ (see :func:`assert_never_decreases`)."""
+    assert_never_decreases(se.fit(model, data, init=init, num_iters=num_iters).trace.loglik)
+
+
 def assert_never_decreases(loglik):
     """ℓ(θ_t) is non-decreasing up to rounding, and EM did move."""
     loglik = np.asarray(loglik)
@@ -110,6 +145,27 @@ def mcem_final_params(model, data, init, num_samples: int, num_iters: int, seeds
     runs = [se.fit(model, data, init=init, completion=se.monte_carlo(num_samples), num_iters=num_iters, key=seed)
             for seed in seeds]
     return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *[run.params for run in runs])
+
+
+def assert_sampled_stats_match(model, data, params, seed: int, num_samples: int):
+    """Draws of the statistics at θ = ``params`` (a dict) average to the exact ones (z-scores)."""
+    data = model.prepare_data(data)
+    params = model.prepare_params(params, data)
+    return assert_stats_match(*sampled_and_exact_stats(model, jax.random.key(seed), params, data, num_samples))
+
+
+def assert_mcem_ends_at_the_exact_fixed_point(model, data, exact_params, num_samples: int, num_iters: int = 8,
+                                              seeds=range(16)):
+    """MCEM runs started at the exact-EM fixed point stay there on average (t-scores over seeds).
+
+    Every parameter entry is compared. The M-step's nonlinearity biases an
+    iterate by O(1/(N S)), far below its Monte Carlo spread O(1/sqrt(N S)),
+    so the bias does not show at this many seeds.
+    """
+    final = mcem_final_params(model, data, exact_params, num_samples=num_samples, num_iters=num_iters, seeds=seeds)
+    per_seed = np.concatenate([np.asarray(leaf).reshape(len(seeds), -1) for leaf in final], axis=1)
+    exact = np.concatenate([np.ravel(leaf) for leaf in exact_params])
+    return assert_seed_mean_matches(per_seed, exact)
 
 
 def assert_seed_mean_matches(per_seed, exact, alpha: float = FAMILY_ALPHA):

@@ -12,14 +12,13 @@ import pytest
 
 import stochem as se
 from tests.models.finite_latent_checks import (
-    assert_never_decreases,
-    assert_seed_mean_matches,
-    assert_stats_match,
+    assert_exact_em_never_decreases,
+    assert_log_joint_is_complete_loglik_plus_constant,
+    assert_matches_joint_table,
+    assert_mcem_ends_at_the_exact_fixed_point,
+    assert_sampled_stats_match,
     exact_quantities,
-    free_logits,
     maximize,
-    mcem_final_params,
-    sampled_and_exact_stats,
     simplex,
 )
 
@@ -80,22 +79,15 @@ def test_zero_probabilities_give_no_nan():
     probs = [[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 0.25, 0.25]]
     params = SMALL.prepare_params({"weights": [0.3, 0.3, 0.4], "probs": probs}, data)
     joint = brute_force(SMALL_COUNTS, [0.3, 0.3, 0.4], probs)
-    posterior, loglik, stats = exact_quantities(SMALL, params, data)
-    np.testing.assert_allclose(posterior, joint / joint.sum(1, keepdims=True), rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(loglik, np.log(joint.sum(1)).sum(), rtol=1e-12)
-    assert all(np.all(np.isfinite(leaf)) for leaf in stats)
+    assert_matches_joint_table(SMALL, params, data, joint)
 
 
 def test_complete_loglik_matches_log_joint_up_to_a_constant():
     data = SMALL.prepare_data(SMALL_COUNTS)
     latent = jax.nn.one_hot(np.array([0, 1, 2, 1, 0]), 3)
-    stats = SMALL.suff_stats(data, latent)
-    difference = jax.jit(lambda params: SMALL.log_joint(params, data, latent) - SMALL.complete_loglik(params, stats))
-    other_probs = np.full((3, 4), 0.25)
-    differences = [float(difference(SMALL.prepare_params(p, data))) for p in
-                   [SMALL_PARAMS, {"weights": [1 / 3] * 3, "probs": other_probs},
-                    {"weights": [0.6, 0.2, 0.2], "probs": SMALL_PARAMS["probs"][::-1]}]]
-    np.testing.assert_allclose(differences, differences[0], atol=1e-12)
+    assert_log_joint_is_complete_loglik_plus_constant(SMALL, data, latent, [
+        SMALL_PARAMS, {"weights": [1 / 3] * 3, "probs": np.full((3, 4), 0.25)},
+        {"weights": [0.6, 0.2, 0.2], "probs": SMALL_PARAMS["probs"][::-1]}])
 
 
 K, C = 2, 4
@@ -144,22 +136,15 @@ def test_exact_em_never_decreases_the_loglik(seed):
     # Random sessions with COUNTS's shape and EXACT_ITERS iterations: the compiled EM loop is reused.
     counts = np.stack([rng.multinomial(rng.integers(0, 12), rng.dirichlet(np.ones(C))) for _ in COUNTS])
     init = {"weights": rng.dirichlet(np.ones(K)), "probs": rng.dirichlet(np.ones(C), size=K)}
-    result = se.fit(MODEL, counts, init=init, num_iters=EXACT_ITERS)
-    assert_never_decreases(result.trace.loglik)
+    assert_exact_em_never_decreases(MODEL, counts, init, EXACT_ITERS)
 
 
 def test_sampled_stats_match_exact_stats():
-    data = MODEL.prepare_data(COUNTS)
-    params = MODEL.prepare_params(START, data)
-    assert_stats_match(*sampled_and_exact_stats(MODEL, jax.random.key(2), params, data, 4000))
+    assert_sampled_stats_match(MODEL, COUNTS, START, seed=2, num_samples=4000)
 
 
 def test_mcem_with_many_samples_ends_near_the_exact_fixed_point(exact_fit):
-    # 50 draws for each of 150 sessions: the M-step's ratios bias an iterate by
-    # O(1/(N S)), far below its Monte Carlo spread O(1/sqrt(N S)).
-    final = mcem_final_params(MODEL, COUNTS, exact_fit.params, num_samples=50, num_iters=8, seeds=range(16))
-    assert_seed_mean_matches(np.column_stack([final.weights, final.probs.reshape(-1, K * C)]),
-                             np.append(exact_fit.params.weights, exact_fit.params.probs))
+    assert_mcem_ends_at_the_exact_fixed_point(MODEL, COUNTS, exact_fit.params, num_samples=50)  # 50 x 150 sessions
 
 
 @pytest.mark.parametrize(

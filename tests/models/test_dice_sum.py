@@ -12,14 +12,14 @@ import pytest
 
 import stochem as se
 from tests.models.finite_latent_checks import (
-    assert_never_decreases,
-    assert_seed_mean_matches,
-    assert_stats_match,
+    assert_exact_em_never_decreases,
+    assert_log_joint_is_complete_loglik_plus_constant,
+    assert_matches_joint_table,
+    assert_mcem_ends_at_the_exact_fixed_point,
+    assert_sampled_stats_match,
     exact_quantities,
     free_logits,
     maximize,
-    mcem_final_params,
-    sampled_and_exact_stats,
     simplex,
 )
 
@@ -74,10 +74,7 @@ def test_zero_probabilities_and_impossible_faces_give_no_nan():
     data = SMALL.prepare_data(sums)
     params = SMALL.prepare_params({"probs1": probs1, "probs2": probs2}, data)
     joint = brute_force(sums, probs1, probs2)
-    posterior, loglik, stats = exact_quantities(SMALL, params, data)
-    np.testing.assert_allclose(posterior, joint / joint.sum(1, keepdims=True), atol=1e-15)
-    np.testing.assert_allclose(loglik, np.log(joint.sum(1)).sum(), rtol=1e-12)
-    assert all(np.all(np.isfinite(leaf)) for leaf in stats)
+    posterior, _ = assert_matches_joint_table(SMALL, params, data, joint)
     assert np.isfinite(SMALL.log_joint(params, data, posterior))
 
 
@@ -94,12 +91,9 @@ def test_swapping_the_dice_changes_no_likelihood():
 def test_complete_loglik_matches_log_joint_up_to_a_constant():
     data = SMALL.prepare_data([2, 5, 8, 4, 6])
     latent = jax.nn.one_hot(np.array([0, 1, 3, 2, 2]), 4)
-    stats = SMALL.suff_stats(data, latent)
-    difference = jax.jit(lambda params: SMALL.log_joint(params, data, latent) - SMALL.complete_loglik(params, stats))
-    differences = [float(difference(SMALL.prepare_params({"probs1": p1, "probs2": p2}, data)))
-                   for p1, p2 in [(SMALL_PARAMS["probs1"], SMALL_PARAMS["probs2"]),
-                                  ([0.25] * 4, [0.7, 0.1, 0.1, 0.1]), ([0.4, 0.1, 0.1, 0.4], [0.25] * 4)]]
-    np.testing.assert_allclose(differences, differences[0], atol=1e-12)
+    assert_log_joint_is_complete_loglik_plus_constant(SMALL, data, latent, [
+        SMALL_PARAMS, {"probs1": [0.25] * 4, "probs2": [0.7, 0.1, 0.1, 0.1]},
+        {"probs1": [0.4, 0.1, 0.1, 0.4], "probs2": [0.25] * 4}])
 
 
 NUM_FACES = 6
@@ -152,22 +146,15 @@ def test_exact_em_never_decreases_the_loglik(seed):
     # Random sums with SUMS's length and EXACT_ITERS iterations: the compiled EM loop is reused.
     sums = rng.integers(1, NUM_FACES + 1, size=len(SUMS)) + rng.integers(1, NUM_FACES + 1, size=len(SUMS))
     init = {"probs1": rng.dirichlet(np.ones(NUM_FACES)), "probs2": rng.dirichlet(np.ones(NUM_FACES))}
-    result = se.fit(MODEL, sums, init=init, num_iters=EXACT_ITERS)
-    assert_never_decreases(result.trace.loglik)
+    assert_exact_em_never_decreases(MODEL, sums, init, EXACT_ITERS)
 
 
 def test_sampled_stats_match_exact_stats():
-    data = MODEL.prepare_data(SUMS)
-    params = MODEL.prepare_params(START, data)
-    assert_stats_match(*sampled_and_exact_stats(MODEL, jax.random.key(1), params, data, 1000))
+    assert_sampled_stats_match(MODEL, SUMS, START, seed=1, num_samples=1000)
 
 
 def test_mcem_with_many_samples_ends_near_the_exact_fixed_point(exact_fit):
-    # 30 draws for each of 1000 sums: the nonlinearity of the EM map biases an
-    # iterate by O(1/(N S)), far below its Monte Carlo spread O(1/sqrt(N S)).
-    final = mcem_final_params(MODEL, SUMS, exact_fit.params, num_samples=30, num_iters=8, seeds=range(16))
-    assert_seed_mean_matches(np.concatenate([final.probs1, final.probs2], axis=1),
-                             np.concatenate([exact_fit.params.probs1, exact_fit.params.probs2]))
+    assert_mcem_ends_at_the_exact_fixed_point(MODEL, SUMS, exact_fit.params, num_samples=30)  # 30 draws x 1000 sums
 
 
 @pytest.mark.parametrize(

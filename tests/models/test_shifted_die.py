@@ -13,14 +13,14 @@ import pytest
 
 import stochem as se
 from tests.models.finite_latent_checks import (
-    assert_never_decreases,
-    assert_seed_mean_matches,
-    assert_stats_match,
+    assert_exact_em_never_decreases,
+    assert_log_joint_is_complete_loglik_plus_constant,
+    assert_matches_joint_table,
+    assert_mcem_ends_at_the_exact_fixed_point,
+    assert_sampled_stats_match,
     exact_quantities,
     free_logits,
     maximize,
-    mcem_final_params,
-    sampled_and_exact_stats,
     simplex,
 )
 
@@ -74,13 +74,9 @@ def test_posterior_likelihood_and_statistics_equal_brute_force():
 def test_complete_loglik_matches_log_joint_up_to_a_constant():
     data = MODEL.prepare_data([1, 2, 3, 4, 5, 6, 7, 3])
     latent = jax.nn.one_hot(np.array([0, 1, 0, 1, 0, 0, 1, 1]), 2)
-    stats = MODEL.suff_stats(data, latent)
-    difference = jax.jit(lambda params: MODEL.log_joint(params, data, latent) - MODEL.complete_loglik(params, stats))
-    differences = []
-    for p_heads, face_probs in [(0.35, PARAMS["face_probs"]), (0.8, [1 / 6] * 6),
-                                (0.1, [0.3, 0.1, 0.1, 0.1, 0.1, 0.3])]:
-        differences.append(float(difference(MODEL.prepare_params({"p_heads": p_heads, "face_probs": face_probs}, data))))
-    np.testing.assert_allclose(differences, differences[0], atol=1e-12)
+    assert_log_joint_is_complete_loglik_plus_constant(MODEL, data, latent, [
+        PARAMS, {"p_heads": 0.8, "face_probs": [1 / 6] * 6},
+        {"p_heads": 0.1, "face_probs": [0.3, 0.1, 0.1, 0.1, 0.1, 0.3]}])
 
 
 def test_impossible_coin_sides_give_no_nan():
@@ -89,10 +85,7 @@ def test_impossible_coin_sides_give_no_nan():
     data = MODEL.prepare_data(shouts)
     params = MODEL.prepare_params({"p_heads": 0.5, "face_probs": [0.5, 0, 0, 0, 0, 0.5]}, data)
     joint = brute_force(shouts, 0.5, [0.5, 0, 0, 0, 0, 0.5])
-    posterior, loglik, stats = exact_quantities(MODEL, params, data)
-    np.testing.assert_allclose(posterior, joint / joint.sum(1, keepdims=True), atol=1e-15)
-    np.testing.assert_allclose(loglik, np.log(joint.sum(1)).sum(), rtol=1e-12)
-    assert all(np.all(np.isfinite(leaf)) for leaf in stats)
+    posterior, _ = assert_matches_joint_table(MODEL, params, data, joint)
     assert np.isfinite(MODEL.log_joint(params, data, posterior))
 
 
@@ -141,22 +134,15 @@ def test_exact_em_never_decreases_the_loglik(seed):
     # Random shouts with SHOUTS's length and EXACT_ITERS iterations: the compiled EM loop is reused.
     shouts = rng.integers(1, NUM_FACES + 2, size=len(SHOUTS))
     init = {"p_heads": rng.uniform(0.05, 0.95), "face_probs": rng.dirichlet(np.ones(NUM_FACES))}
-    result = se.fit(MODEL, shouts, init=init, num_iters=EXACT_ITERS)
-    assert_never_decreases(result.trace.loglik)
+    assert_exact_em_never_decreases(MODEL, shouts, init, EXACT_ITERS)
 
 
 def test_sampled_stats_match_exact_stats():
-    data = MODEL.prepare_data(SHOUTS)
-    params = MODEL.prepare_params(PARAMS, data)
-    assert_stats_match(*sampled_and_exact_stats(MODEL, jax.random.key(0), params, data, 4000))
+    assert_sampled_stats_match(MODEL, SHOUTS, PARAMS, seed=0, num_samples=4000)
 
 
 def test_mcem_with_many_samples_ends_near_the_exact_fixed_point(exact_fit):
-    # 50 draws for each of 1000 shouts: the M-step's nonlinearity biases an
-    # iterate by O(1/(N S)), far below its Monte Carlo spread O(1/sqrt(N S)).
-    final = mcem_final_params(MODEL, SHOUTS, exact_fit.params, num_samples=50, num_iters=8, seeds=range(16))
-    assert_seed_mean_matches(np.column_stack([final.p_heads, final.face_probs]),
-                             np.append(exact_fit.params.p_heads, exact_fit.params.face_probs))
+    assert_mcem_ends_at_the_exact_fixed_point(MODEL, SHOUTS, exact_fit.params, num_samples=50)  # 50 x 1000 shouts
 
 
 def test_gradient_m_step_lands_on_the_closed_form_m_step():
