@@ -7,6 +7,7 @@ repository root (``--quick`` for a smoke run) and prints Markdown tables.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -28,6 +29,7 @@ def arguments(description: str, **extra) -> argparse.Namespace:
     """``--quick`` (a smoke run: small sizes, one repeat) plus any script-specific options."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small sizes and one repeat (a smoke test)")
+    parser.add_argument("--goals-json", default=None, help="also write the goal checks to this JSON file")
     for name, (kind, default, text) in extra.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, help=text)
     return parser.parse_args()
@@ -125,3 +127,21 @@ def gaussian_clusters(num_points: int, num_features: int, num_components: int, s
     labels = rng.integers(0, num_components, num_points)
     noise = rng.standard_normal((num_points, num_features))
     return centres[labels] + np.einsum("nde,ne->nd", shapes[labels], noise)
+
+
+def report_goals(args: argparse.Namespace, goals) -> None:
+    """Print the goal checks as a table and, with ``--goals-json``, write them for ``run_all.py``.
+
+    Args:
+        goals: dicts with ``goal`` (what is compared), ``target`` (e.g. ``">= 10x"``),
+            ``measured`` (formatted) and ``met`` (bool).
+    """
+    goals = [dict(goal, met=bool(goal["met"])) for goal in goals]
+    print("### Goals\n")
+    print_table(["goal", "target", "measured", "met"],
+                [[g["goal"], g["target"], g["measured"], "yes" if g["met"] else "NO"] for g in goals])
+    if args.goals_json:
+        path = Path(args.goals_json)
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_text(json.dumps(goals, indent=1))
+        temporary.replace(path)  # atomic: a reader never sees half a file
