@@ -14,6 +14,7 @@ compile time (first call minus a warm call) is reported apart.
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 
@@ -65,6 +66,7 @@ def hmmlearn_fit(start, data, num_iters, implementation):
         implementation=implementation)
     estimator.startprob_, estimator.transmat_ = start["initial_probs"], start["transition_matrix"]
     estimator.means_, estimator.covars_ = start["means"], start["covariances"]
+    logging.getLogger("hmmlearn").setLevel(logging.ERROR)  # "not converging": tol=-inf on purpose
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         estimator.fit(data)
@@ -72,14 +74,17 @@ def hmmlearn_fit(start, data, num_iters, implementation):
 
 
 def floor_of(num_steps, num_states, num_features, rates):
-    """Seconds one iteration cannot go below: emissions + forward + backward + statistics.
+    """A throughput floor for one iteration, in seconds: arithmetic or memory traffic, whichever is larger.
 
-    Per step: emission log-densities ``2KD² + 3KD`` flops and ``K`` exponentials
-    (counted as 10 flops each), two K×K vector–matrix products (``4K²``), the
-    pairwise marginals ``2K²``, statistics ``2KD² + 2KD``; the recursion itself
-    is a chain of dependent steps, so the floor also counts one step's latency
-    (about ``2K²`` flops at the measured rate would be far too optimistic: it
-    is a sequential chain) — this floor is the throughput bound only.
+    Per step: emission log-densities ``2KD² + 3KD`` flops and ``K``
+    exponentials (counted as 10 flops each), the forward and backward
+    vector–matrix products ``4K²``, the pairwise marginals ``2K²``, the
+    statistics ``2KD² + 2KD``. Bytes: the data and four ``[T, K]`` arrays
+    (scaled likelihoods, forward, backward, posterior). The recursions are
+    chains of T dependent steps, so the latency of one step (tens of
+    nanoseconds for a tiny product, a sum and a division) bounds them too;
+    that bound is not in this number, which is why it is far below what a
+    sequential forward–backward can reach.
     """
     k, d = num_states, num_features
     flops = num_steps * (4 * k * d * d + 5 * k * d + 10 * k + 6 * k * k)
