@@ -134,3 +134,12 @@ def test_one_fused_draw_is_the_samplers_draw(covariance_type):
     for ours, theirs in zip(drawn.per_draw, draw(jax.random.fold_in(key, 0))):
         np.testing.assert_array_equal(np.asarray(ours)[0], np.asarray(theirs))
     assert 0 < float(fused.counts.min()) and float(fused.counts.sum()) == len(x)
+
+
+@pytest.mark.parametrize("size, largest", [(1, 3.0), (31, 3.0), (32, 5.0), (4_097, 64.0), (1_000, 1e6)])
+def test_sum_of_logs_by_chunked_products_equals_the_plain_sum(size, largest):
+    values = np.random.default_rng(size).uniform(1.0, largest, size)
+    expected = np.sum(np.log(values))
+    np.testing.assert_allclose(gaussian_mixture._sum_of_logs(jnp.asarray(values)), expected, rtol=1e-14)
+    values[size // 2] = 0.0  # a point no component can explain
+    assert gaussian_mixture._sum_of_logs(jnp.asarray(values)) == -np.inf
