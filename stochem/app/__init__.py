@@ -3,19 +3,21 @@
 Only this subpackage (and ``stochem/__main__.py``) imports Hydra; the library
 does not. One module per job:
 
-================  ===========================================================
-``paths``         where the configs and the shipped data live
-``settings``      read and check the composed config (short errors, no tracing)
-``datasets``      data builders: shipped CSV files and seeded synthetic data
-``scenarios``     a scenario config -> model, data, shared start θ₀
-``matching``      component matching (label switching) and distance in θ
-``reference``     the exact-EM fixed point θ* of a scenario (cached per process)
-``timing``        compile time vs. run time of a fit
-``files``         atomic writes
-``job``           one Hydra job: fit all seeds at once, write table + final θ
-``summary``       gather job tables, summary table
-``figures``       convergence figures (matplotlib, Agg)
-``report``        the Hydra callback that writes the sweep report
-``main``          the entry point and its error handling
-================  ===========================================================
+====================  ===========================================================
+``paths``             where the configs and the shipped data live
+``settings``          read and check the composed config (short errors, no tracing)
+``datasets``          data builders: shipped CSV files and seeded synthetic data
+``scenarios``         a scenario config -> model, data, shared start θ₀
+``matching``          component matching (label switching) and distance in θ
+``reference``         θ* of a scenario: exact EM's fixed point, or the scenario's own (cached per process)
+``random_effects``    random-intercept GLMMs as plain numpyro models (cbpp, Poisson counts)
+``quadrature``        their maximum likelihood θ* by adaptive Gauss–Hermite quadrature (numpy/scipy)
+``timing``            compile time vs. run time of a fit
+``files``             atomic writes
+``job``               one Hydra job: fit all seeds at once, write table + final θ
+``summary``           gather job tables, summary table
+``figures``           convergence figures (matplotlib, Agg)
+``report``            the Hydra callback that writes the sweep report
+``main``              the entry point and its error handling
+====================  ===========================================================
 """

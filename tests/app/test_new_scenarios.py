@@ -7,15 +7,19 @@
   lme4's published cbpp fit;
 * the numpyro models of the scenarios have the log joint the quadrature
   integrates (numpy against numpyro's own log density), and their
-  importance-sampled ℓ(θ*) agrees with the quadrature's (z-score).
+  importance-sampled ℓ(θ*) agrees with the quadrature's (z-score);
+* the MCMC experiments run end to end (the casino's experiment runs in
+  ``test_cli.py`` with the others comparing exact and sampled EM).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
@@ -23,6 +27,7 @@ from scipy import integrate, optimize, stats
 
 import stochem as se
 from stochem.app import datasets, quadrature, reference, scenarios
+from stochem.app.job import TABLE_COLUMNS
 from stochem.app.matching import MAX_ENUMERATED_STATES, distance, match_components, symmetry_of
 from stochem.app.settings import ConfigError
 from stochem.models.numpyro_model import estimate_loglik
@@ -265,3 +270,31 @@ def test_a_bad_reference_target_is_named(target, error, words):
         reference.fixed_point(scenarios.build(cfg, 0), 10)
     for word in words:
         assert word in str(raised.value)
+
+
+# --- the MCMC experiments, end to end -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("experiment, scenario", [("cbpp_mcmc", "cbpp"), ("poisson_mcmc", "poisson")])
+def test_mcmc_experiment_runs_end_to_end(app, tmp_path, experiment, scenario):
+    """The sweep (MCMC-EM, MCMC-SAEM) for two iterations with two draws: tables, θ* by quadrature, report."""
+    process = app(f"experiment={experiment}", "num_iters=2", "seeds=[0,1]", "completion.num_samples=2",
+                  "++completion.num_warmup=5", "hydra.sweep.dir=sweep")
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    root = tmp_path / "sweep"
+    with initialize_config_module(version_base="1.3", config_module="stochem.app.configs"):
+        swept = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    completions = set(swept.hydra.sweeper.params["completion"].split(","))
+    tables = sorted(path for path in root.glob("**/table.csv") if "report" not in path.parts)
+    assert len(tables) == len(completions)  # one job per completion (one sample count)
+    for table_path in tables:
+        table = pd.read_csv(table_path)
+        assert list(table.columns) == list(TABLE_COLUMNS)
+        assert len(table) == 2 * 3 and (table["scenario"] == scenario).all()
+        assert table["distance"].notna().all() and (table["distance"] > 0).all()
+        result = json.loads((table_path.parent / "result.json").read_text())
+        assert set(result["reference"]["params"]) == {"beta", "group_sd"}
+        assert result["reference"]["loglik"] < 0
+    summary = pd.read_csv(root / "report" / "summary.csv")
+    assert set(summary["completion"]) == completions
+    assert (root / "report" / f"{scenario}.png").stat().st_size > 1000
