@@ -49,6 +49,36 @@ def timed(fn, repeats: int):
     return min(times), statistics.median(times)
 
 
+def timed_within(fn, repeats: int, budget_seconds: float = 20.0) -> float:
+    """Best wall-clock seconds of up to ``repeats`` runs of ``fn()``, stopping once ``budget_seconds`` are spent.
+
+    For the reference libraries, whose one run can take tens of seconds: at
+    least one run, more while they are cheap (the best of several is less
+    disturbed by other work on a shared machine).
+    """
+    times, spent = [], 0.0
+    while len(times) < max(repeats, 1) and (not times or spent < budget_seconds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        spent += times[-1]
+    return min(times)
+
+
+def compiled_and_warm(fit, repeats: int):
+    """Call ``fit()`` once cold, then ``repeats`` times warm.
+
+    Returns:
+        ``(result, compile seconds, best warm seconds)``; the compile time is
+        the first call minus the best warm call (tracing and XLA compilation).
+    """
+    start = time.perf_counter()
+    result = jax.block_until_ready(fit())
+    first = time.perf_counter() - start
+    warm, _ = timed(blocking(fit), repeats)
+    return result, first - warm, warm
+
+
 def blocking(fn):
     """``fn`` followed by ``jax.block_until_ready`` on its result."""
     return lambda: jax.block_until_ready(fn())

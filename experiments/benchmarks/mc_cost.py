@@ -12,10 +12,8 @@ at most 1.5x) and S draws about ``exact + S · draw``. Times are warm
 
 from __future__ import annotations
 
-import time
 
 import _common
-import jax
 
 import stochem as se
 
@@ -32,11 +30,8 @@ def iterations_for(num_samples: int, quick: bool) -> int:
 
 def time_fit(fit, num_iters: int, repeats: int):
     """``(compile seconds, warm seconds per iteration)``."""
-    start = time.perf_counter()
-    jax.block_until_ready(fit())
-    first = time.perf_counter() - start
-    warm, _ = _common.timed(_common.blocking(fit), repeats)
-    return first - warm, warm / num_iters
+    _, compile_seconds, warm = _common.compiled_and_warm(fit, repeats)
+    return compile_seconds, warm / num_iters
 
 
 def main():

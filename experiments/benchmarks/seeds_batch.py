@@ -9,10 +9,8 @@ Goal: 64 seeds cost at most 8x one seed. Times are warm (compile reported apart)
 
 from __future__ import annotations
 
-import time
 
 import _common
-import jax
 import numpy as np
 
 import stochem as se
@@ -29,11 +27,8 @@ def one_dimensional_data(num_points, seed=0):
 
 def measure(fit, repeats):
     """``(compile seconds, warm seconds)`` of ``fit()``."""
-    start = time.perf_counter()
-    jax.block_until_ready(fit())
-    first = time.perf_counter() - start
-    warm, _ = _common.timed(_common.blocking(fit), repeats)
-    return first - warm, warm
+    _, compile_seconds, warm = _common.compiled_and_warm(fit, repeats)
+    return compile_seconds, warm
 
 
 def main():
