@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 import stochem as se
 from stochem.app import completions, files, scenarios, settings, traces
 from stochem.app.matching import distance_trace
-from stochem.app.reference import as_dict, fixed_point
+from stochem.app.reference import as_dict, fixed_point, loglik_trace
 from stochem.app.timing import timed
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ def run(cfg: DictConfig, output_dir: Path) -> Path:
     logliks, params_trace = np.asarray(result.trace.loglik, dtype=float), result.trace.params
     if job.average_from is not None:
         logliks, params_trace = traces.averaged(result, scenario.model, prepared, job.average_from)
+    logliks = loglik_trace(reference, as_dict(params_trace), logliks)  # the reference's ℓ if the model has none
     distances = distance_trace(as_dict(params_trace), reference.params, scenario.symmetry)
     counts = traces.sample_counts(result, job.num_samples)
     elapsed = traces.elapsed_seconds(timing.run, logliks.shape[1] - 1, counts, varying=job.num_samples is None)

@@ -19,6 +19,7 @@ iterates, which bounds how small a distance to θ* can meaningfully be.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -37,12 +38,31 @@ class FixedPoint(NamedTuple):
         loglik: ℓ(θ*), the observed-data log-likelihood there.
         num_iters: iterations run to reach it (exact EM, or the optimizer's).
         last_step: distance between the last two iterates.
+        loglik_of: ``θ (dict) -> ℓ(θ)`` for scenarios whose model has no
+            closed-form ℓ (the EM trace has NaN there); ``None`` otherwise.
     """
 
     params: dict
     loglik: float
     num_iters: int
     last_step: float
+    loglik_of: Callable[[dict], float] | None = None
+
+
+def loglik_trace(fixed_point: FixedPoint, params_trace: dict, logliks: np.ndarray) -> np.ndarray:
+    """``logliks`` ``[seeds, T + 1]``, filled in by ``fixed_point.loglik_of`` where the model gave none.
+
+    Entries whose θ is not finite (iterations a seed did not run) stay NaN.
+    """
+    if fixed_point.loglik_of is None or not np.isnan(logliks).all():
+        return logliks
+    arrays = {name: np.asarray(value) for name, value in params_trace.items()}
+    filled = np.full(logliks.shape, np.nan)
+    for index in np.ndindex(*logliks.shape):
+        iterate = {name: value[index] for name, value in arrays.items()}
+        if all(np.all(np.isfinite(value)) for value in iterate.values()):
+            filled[index] = fixed_point.loglik_of(iterate)
+    return filled
 
 
 def as_dict(params) -> dict:
@@ -80,7 +100,8 @@ def quadrature_mle(model, num_nodes: int = 30) -> FixedPoint:
     For the models of :mod:`stochem.app.random_effects`: their data are read
     from the model's keyword arguments (``design``, ``group``, ``counts``,
     ``num_groups`` and, if present, ``trials``), and θ* has their fields
-    ``beta`` and ``group_sd`` (see :mod:`stochem.app.quadrature`).
+    ``beta`` and ``group_sd`` (see :mod:`stochem.app.quadrature`). Its
+    ``loglik_of`` is the same quadrature, so the job's tables get ℓ(θ_t) too.
     """
     _, arguments = model.arguments.rebuild(model.arguments.arrays)
     needed = ("design", "group", "counts", "num_groups")
@@ -92,5 +113,9 @@ def quadrature_mle(model, num_nodes: int = 30) -> FixedPoint:
                                     trials=None if arguments.get("trials") is None
                                     else np.asarray(arguments["trials"]))
     mle = quadrature.maximum_likelihood(data, num_nodes=num_nodes)
+
+    def loglik_of(params: dict) -> float:
+        return quadrature.log_likelihood(data, params["beta"], float(params["group_sd"]), num_nodes)
+
     return FixedPoint(params={"beta": np.asarray(mle.beta), "group_sd": np.asarray(mle.group_sd)},
-                      loglik=mle.loglik, num_iters=mle.num_iters, last_step=mle.last_step)
+                      loglik=mle.loglik, num_iters=mle.num_iters, last_step=mle.last_step, loglik_of=loglik_of)

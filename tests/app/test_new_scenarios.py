@@ -222,6 +222,7 @@ def test_cbpp_reference_is_lme4s_fit():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["cbpp", "poisson"])
 def test_importance_sampled_loglik_at_the_reference_agrees_with_the_quadrature(name):
+    """The numpyro model's ℓ(θ*) by importance sampling (its own estimator) equals the quadrature's."""
     built = build(name)
     fixed_point = reference.fixed_point(built, 10)
     params = built.model.params_type(beta=fixed_point.params["beta"], group_sd=fixed_point.params["group_sd"])
@@ -292,9 +293,25 @@ def test_mcmc_experiment_runs_end_to_end(app, tmp_path, experiment, scenario):
         assert list(table.columns) == list(TABLE_COLUMNS)
         assert len(table) == 2 * 3 and (table["scenario"] == scenario).all()
         assert table["distance"].notna().all() and (table["distance"] > 0).all()
+        # ℓ(θ_t) by the reference's quadrature (the model has none): θ* is the maximum
+        assert table["loglik"].notna().all() and (table["loglik_gap"] > -1e-6).all()
         result = json.loads((table_path.parent / "result.json").read_text())
         assert set(result["reference"]["params"]) == {"beta", "group_sd"}
         assert result["reference"]["loglik"] < 0
     summary = pd.read_csv(root / "report" / "summary.csv")
     assert set(summary["completion"]) == completions
     assert (root / "report" / f"{scenario}.png").stat().st_size > 1000
+
+
+def test_the_quadrature_reference_fills_in_the_loglik_the_model_cannot_give():
+    built = build("poisson")
+    fixed_point = reference.fixed_point(built, 10)
+    trace = {"beta": np.array([[[0.0, 0.0], [0.5, 0.3]], [[0.2, 0.1], [np.nan, np.nan]]]),
+             "group_sd": np.array([[1.0, 0.7], [0.9, np.nan]])}
+    filled = reference.loglik_trace(fixed_point, trace, np.full((2, 2), np.nan))
+    data = grouped_counts(built.model)
+    assert filled[0, 1] == pytest.approx(quadrature.log_likelihood(data, [0.5, 0.3], 0.7), abs=1e-12)
+    assert np.isnan(filled[1, 1]) and np.all(filled[np.isfinite(filled)] < fixed_point.loglik)
+    given = np.array([[-1.0, -2.0]])  # a model's own ℓ is kept
+    np.testing.assert_array_equal(reference.loglik_trace(fixed_point, {"beta": trace["beta"][:1],
+                                  "group_sd": trace["group_sd"][:1]}, given), given)
