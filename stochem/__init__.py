@@ -24,6 +24,7 @@ from stochem.completion import (
 )
 from stochem.em import build as build_em
 from stochem.driver import FitResult, Trace, fit
+from stochem.models.numpyro_model import importance_loglik
 from stochem.mstep import closed_form, gradient
 from stochem.standard_errors import StandardErrors, standard_errors
 from stochem.streaming import fit_stream
@@ -42,6 +43,7 @@ __all__ = [
     "chain",
     "fit_stream",
     "geometric_samples",
+    "importance_loglik",
     "incremental",
     "minibatch",
     "online_em",

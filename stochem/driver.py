@@ -32,16 +32,22 @@ class Trace(NamedTuple):
 
     Attributes:
         loglik: observed-data log-likelihood, shape ``[T + 1]`` (entry 0 is the
-            initial parameters; NaN where the model has no tractable likelihood).
+            initial parameters; NaN where the model has no tractable likelihood
+            and no ``loglik=`` estimator was asked for).
         params: the parameters stacked over iterations, leading axis ``T + 1``.
         diagnostics: what the completion recorded at each step, leading axis
             ``T`` (e.g. ``num_samples`` and ``stats_stderr`` for sampled
             completions; an empty tuple for exact completion).
+        loglik_stderr: Monte Carlo standard error of ``loglik``, shape
+            ``[T + 1]``: 0 where ℓ is exact, the importance sampling standard
+            error with ``fit(..., loglik=importance_loglik(...))``, NaN where ℓ
+            was not computed.
     """
 
     loglik: Any
     params: Any
     diagnostics: Any = ()
+    loglik_stderr: Any = None
 
 
 class FitResult(NamedTuple):
@@ -96,14 +102,54 @@ def _stops_early(completion, tol) -> bool:
     return tol is not None or getattr(completion, "has_stopping_rule", False)
 
 
-def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, key, init_params, data):
+# The log-likelihood estimator draws from its own stream, fold_in(key, this):
+# opting in to an estimate leaves the EM iterates unchanged.
+_LOGLIK_STREAM = 0x4C4C
+
+
+def _loglik_recorder(model, loglik, key, data, num_iters):
+    """``record(iteration, params, computed) -> (loglik, stderr)`` for trace entry ``iteration``.
+
+    Without an estimator, the ℓ the EM step computed (``computed``) is kept,
+    with standard error 0 (NaN where ℓ is NaN). With one, ℓ(θ_t) is estimated
+    at iterations ``0, every, 2·every, …`` and at the last entry, NaN elsewhere.
+    """
+    if loglik is None:
+        def keep(iteration, params, computed):
+            del iteration, params
+            computed = jnp.asarray(computed, dtype=jnp.result_type(float))
+            return computed, jnp.where(jnp.isnan(computed), jnp.nan, 0.0)
+
+        return keep
+    estimate = loglik(model)
+    stream = jax.random.fold_in(key, _LOGLIK_STREAM)
+    dtype = jnp.result_type(float)
+
+    def record(iteration, params, computed):
+        del computed
+
+        def run():
+            value = estimate(jax.random.fold_in(stream, iteration), params, data)
+            return jnp.asarray(value.loglik, dtype), jnp.asarray(value.stderr, dtype)
+
+        def skip():
+            return jnp.full((), jnp.nan, dtype), jnp.full((), jnp.nan, dtype)
+
+        due = (iteration % loglik.every == 0) | (iteration == num_iters)
+        return jax.lax.cond(due, run, skip)
+
+    return record
+
+
+def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, key, init_params, data):
     """One EM run (traced).
 
-    Returns ``(params, loglik_trace, params_trace, diagnostics_trace, num_iters, converged)``.
+    Returns ``(params, loglik_trace, params_trace, diagnostics_trace, num_iters, converged, stderr_trace)``.
     """
     global trace_count
     trace_count += 1
     init_key, run_key = jax.random.split(key)
+    record_loglik = _loglik_recorder(model, loglik, key, data, num_iters)
     if init_params is None:
         init_params = model.init_params(init_key, data)
     algorithm = build(model, data, completion, mstep, fixed)
@@ -113,19 +159,22 @@ def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, key, 
 
     if not _stops_early(completion, tol):
 
-        def body(state, step_key):
+        def body(state, step):
+            step_key, iteration = step
             new_state, info = algorithm.step(step_key, state)
-            return new_state, (info.loglik, state.params, info.diagnostics)
+            loglik_t, stderr_t = record_loglik(iteration, state.params, info.loglik)
+            return new_state, (loglik_t, stderr_t, state.params, info.diagnostics)
 
-        state, (logliks, params, diagnostics) = jax.lax.scan(
-            body, state, jax.random.split(run_key, num_iters)
-        )
-        final_loglik = observed_loglik(model, state.params, data)
+        steps = (jax.random.split(run_key, num_iters), jnp.arange(num_iters))
+        state, (logliks, stderrs, params, diagnostics) = jax.lax.scan(body, state, steps)
+        final_loglik, final_stderr = record_loglik(
+            num_iters, state.params, observed_loglik(model, state.params, data))
         logliks = jnp.append(logliks, final_loglik)
+        stderrs = jnp.append(stderrs, final_stderr)
         params = jax.tree_util.tree_map(
             lambda stacked, last: jnp.concatenate([stacked, last[None]]), params, state.params
         )
-        return state.params, logliks, params, diagnostics, jnp.asarray(num_iters), jnp.asarray(False)
+        return state.params, logliks, params, diagnostics, jnp.asarray(num_iters), jnp.asarray(False), stderrs
 
     # Early stop inside the compiled loop: write iterates into buffers of
     # length num_iters + 1 and stop once |ℓ(θ_t) − ℓ(θ_{t−1})| <= tol, or once
@@ -140,10 +189,11 @@ def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, key, 
         jnp.full((num_iters + 1,), jnp.nan),
         jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, num_iters + 1), step_shapes[0].params),
         jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, num_iters), step_shapes[1].diagnostics),
+        jnp.full((num_iters + 1,), jnp.nan),
     )
 
-    def write(buffers, index, loglik, params, diagnostics=None):
-        loglik_buffer, params_buffer, diagnostics_buffer = buffers
+    def write(buffers, index, loglik, params, stderr, diagnostics=None):
+        loglik_buffer, params_buffer, diagnostics_buffer, stderr_buffer = buffers
         if diagnostics is not None:
             diagnostics_buffer = jax.tree_util.tree_map(
                 lambda buf, leaf: buf.at[index].set(leaf), diagnostics_buffer, diagnostics
@@ -152,6 +202,7 @@ def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, key, 
             loglik_buffer.at[index].set(loglik),
             jax.tree_util.tree_map(lambda buf, leaf: buf.at[index].set(leaf), params_buffer, params),
             diagnostics_buffer,
+            stderr_buffer.at[index].set(stderr),
         )
 
     def keep_going(carry):
@@ -161,7 +212,8 @@ def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, key, 
     def body(carry):
         iteration, state, previous_loglik, _, buffers = carry
         new_state, info = algorithm.step(jax.random.fold_in(run_key, iteration), state)
-        buffers = write(buffers, iteration, info.loglik, state.params, info.diagnostics)
+        loglik_t, stderr_t = record_loglik(iteration, state.params, info.loglik)
+        buffers = write(buffers, iteration, loglik_t, state.params, stderr_t, info.diagnostics)
         converged = jnp.asarray(getattr(info.diagnostics, "converged", False))
         if tol is not None:
             converged = converged | ((iteration > 0) & (jnp.abs(info.loglik - previous_loglik) <= tol))
@@ -169,10 +221,10 @@ def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, key, 
 
     start = (jnp.asarray(0), state, jnp.asarray(jnp.nan), jnp.asarray(False), buffers)
     iterations, state, _, converged, buffers = jax.lax.while_loop(keep_going, body, start)
-    logliks, params, diagnostics = write(
-        buffers, iterations, observed_loglik(model, state.params, data), state.params
-    )
-    return state.params, logliks, params, diagnostics, iterations, converged
+    final_loglik, final_stderr = record_loglik(
+        num_iters, state.params, observed_loglik(model, state.params, data))
+    logliks, params, diagnostics, stderrs = write(buffers, iterations, final_loglik, state.params, final_stderr)
+    return state.params, logliks, params, diagnostics, iterations, converged, stderrs
 
 
 def _default_mstep(model):
@@ -189,8 +241,8 @@ def _default_mstep(model):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, batched, has_init):
-    run = functools.partial(_run_one, model, completion, mstep, fixed, accelerator, num_iters, tol)
+def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, batched, has_init):
+    run = functools.partial(_run_one, model, completion, mstep, fixed, accelerator, num_iters, tol, loglik)
     if batched:
         run = jax.vmap(run, in_axes=(0, None, None))
     if has_init:
@@ -210,6 +262,7 @@ def fit(
     tol: float | None = None,
     fixed=(),
     accelerator=None,
+    loglik=None,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by EM with the chosen completion and M-step.
 
@@ -235,6 +288,11 @@ def fit(
             ``("weights",)``.
         accelerator: ``None``, or ``stochem.squarem()`` to accelerate exact EM
             (each trace entry is then one SQUAREM cycle of three EM maps).
+        loglik: ``None`` (ℓ in the trace where the model computes it exactly,
+            NaN otherwise), or ``stochem.importance_loglik(num_samples,
+            every)`` to record an importance sampling estimate of ℓ(θ_t) and
+            its standard error (``trace.loglik_stderr``) for numpyro models
+            with continuous latent sites.
 
     Returns:
         A :class:`FitResult`. With a single seed the trace has length
@@ -286,28 +344,33 @@ def fit(
     # here, before anything is traced.
     completion(model)
     mstep(model)
+    if loglik is not None:
+        if not callable(loglik):
+            raise TypeError(f"loglik must be None or stochem.importance_loglik(...), got {loglik!r}.")
+        loglik(model)
 
     data = model.prepare_data(data)
     if hasattr(completion, "check_data"):
         completion.check_data(model, data)
     keys, batched = _keys_from_user(key)
-    runner = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, batched,
+    runner = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, batched,
                        init is not None)
     if init is None:
         outputs = runner(keys, data)
     else:
         outputs = runner(keys, model.prepare_params(init, data), data)
-    final_params, logliks, params_trace, diagnostics, iterations, converged = outputs
+    final_params, logliks, params_trace, diagnostics, iterations, converged, stderrs = outputs
     if not batched and _stops_early(completion, tol):
         length = int(iterations) + 1
         logliks = logliks[:length]
+        stderrs = stderrs[:length]
         params_trace = jax.tree_util.tree_map(lambda leaf: leaf[:length], params_trace)
         diagnostics = jax.tree_util.tree_map(lambda leaf: leaf[: length - 1], diagnostics)
     if not batched:
         iterations, converged = int(iterations), bool(converged)
     if isinstance(completion, Exact):
         warn_if_loglik_decreases(logliks)
-    return FitResult(final_params, Trace(logliks, params_trace, diagnostics), iterations, converged)
+    return FitResult(final_params, Trace(logliks, params_trace, diagnostics, stderrs), iterations, converged)
 
 
 def warn_if_loglik_decreases(logliks) -> None:

@@ -348,6 +348,58 @@ def test_importance_sampled_loglik_matches_the_closed_form(proposal):
     assert float(exact_coins.stderr) == 0.0
 
 
+def test_loglik_in_the_trace_is_an_importance_estimate_that_leaves_em_unchanged():
+    """``fit(..., loglik=importance_loglik(...))`` against the Gaussian marginal y_j ~ N(mu, tau² + σ²).
+
+    The posterior is Gaussian, so the Laplace proposal is the posterior itself
+    and every weight equals p(o; θ): the estimate is exact to rounding. The
+    prior proposal has a real Monte Carlo error, judged by z-scores.
+    """
+    y = np.array([0.4, -1.3, 2.2, 0.9, 1.5, -0.2])
+    noise_sd = 0.7
+    model = se.models.from_numpyro(examples.normal_normal, y, noise_sd)
+    completion = se.mcmc(30, num_warmup=30)
+    plain = se.fit(model, None, completion=completion, num_iters=5, key=3)
+    assert np.all(np.isnan(plain.trace.loglik)) and np.all(np.isnan(plain.trace.loglik_stderr))
+
+    def exact(trace):
+        return np.array([np.sum(stats.norm.logpdf(y, mu, np.sqrt(tau**2 + noise_sd**2)))
+                         for mu, tau in zip(trace.params.mu, trace.params.tau)])
+
+    laplace = se.fit(model, None, completion=completion, num_iters=5, key=3,
+                     loglik=se.importance_loglik(200, every=2))
+    # Its own PRNG stream: the EM iterates are those of the plain run.
+    np.testing.assert_array_equal(np.asarray(laplace.trace.params.mu), np.asarray(plain.trace.params.mu))
+    recorded = np.array([0, 2, 4, 5])  # every 2nd iteration and the final parameters
+    skipped = np.array([1, 3])
+    assert np.all(np.isnan(laplace.trace.loglik[skipped])) and np.all(np.isnan(laplace.trace.loglik_stderr[skipped]))
+    np.testing.assert_allclose(laplace.trace.loglik[recorded], exact(laplace.trace)[recorded], atol=1e-8)
+    assert np.all(np.asarray(laplace.trace.loglik_stderr[recorded]) < 1e-8)
+
+    prior = se.fit(model, None, completion=completion, num_iters=5, key=[3, 4],
+                   loglik=se.importance_loglik(2000, proposal="prior"))
+    stderr = np.asarray(prior.trace.loglik_stderr)
+    assert np.all((stderr > 0) & (stderr < 0.5))  # small enough for the delta method (bias ≈ se²/2)
+    z = (np.asarray(prior.trace.loglik) - np.stack([exact(prior.trace._replace(
+        params=jax.tree_util.tree_map(lambda leaf: leaf[seed], prior.trace.params))) for seed in range(2)])) / stderr
+    assert np.all(np.abs(z) < z_threshold(z.size)), z
+
+    # Exact ℓ stays exact, with standard error 0.
+    coins = _model("two_coins")
+    init = {"weights": [0.5, 0.5], "probs": [0.6, 0.5]}
+    default = se.fit(coins, None, mstep=LBFGS_TO_CONVERGENCE, init=init, num_iters=2)
+    estimated = se.fit(coins, None, mstep=LBFGS_TO_CONVERGENCE, init=init, num_iters=2,
+                       loglik=se.importance_loglik(10))
+    np.testing.assert_array_equal(estimated.trace.loglik, default.trace.loglik)
+    np.testing.assert_array_equal(estimated.trace.loglik_stderr, np.zeros(3))
+    with pytest.raises(TypeError, match="loglik=importance_loglik.*object has neither"):
+        se.importance_loglik()(object())
+    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+        se.importance_loglik(every=0)
+    with pytest.raises(TypeError, match="loglik must be None or stochem.importance_loglik"):
+        se.fit(model, None, completion=completion, num_iters=1, loglik=100)
+
+
 # ------------------------------------------------------------- cbpp GLMM
 def _cbpp_quadrature_mle():
     """(β, σ, ℓ) maximizing the adaptive Gauss–Hermite likelihood (numpy/scipy, no stochem EM code)."""

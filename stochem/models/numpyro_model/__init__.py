@@ -6,14 +6,16 @@ its unobserved sample sites the missing data, its observed sites the data.
 * all latent sites discrete with finite support → :class:`EnumeratedNumpyroModel`
   (``exact()``, ``monte_carlo(S)``, exact ℓ(θ));
 * continuous latent sites → :class:`ContinuousNumpyroModel` (``mcmc(S)``,
-  ℓ(θ) estimated by :func:`estimate_loglik`).
+  ℓ(θ) estimated by :func:`estimate_loglik`, or in ``fit``'s trace with
+  ``loglik=importance_loglik(...)``).
 """
 
 from stochem.models.numpyro_model._build import from_numpyro
 from stochem.models.numpyro_model._continuous import ContinuousNumpyroModel, LatentDraws
 from stochem.models.numpyro_model._enumerated import ConfigurationWeights, EnumeratedNumpyroModel
-from stochem.models.numpyro_model._loglik import LoglikEstimate, estimate_loglik
+from stochem.models.numpyro_model._loglik import ImportanceLoglik, LoglikEstimate, estimate_loglik, importance_loglik
 from stochem.models.numpyro_model._model import NumpyroModel
 
-__all__ = ["ConfigurationWeights", "ContinuousNumpyroModel", "EnumeratedNumpyroModel", "LatentDraws",
-           "LoglikEstimate", "NumpyroModel", "estimate_loglik", "from_numpyro"]
+__all__ = ["ConfigurationWeights", "ContinuousNumpyroModel", "EnumeratedNumpyroModel", "ImportanceLoglik",
+           "LatentDraws", "LoglikEstimate", "NumpyroModel", "estimate_loglik", "from_numpyro",
+           "importance_loglik"]

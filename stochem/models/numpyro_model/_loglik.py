@@ -23,6 +23,7 @@ Proposals ``q``:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -128,8 +129,7 @@ def estimate_loglik(model, params, key, num_samples: int = 1000, proposal: str =
         >>> round(float(estimate.loglik), 2)  # exact: log N(0.5; 0, 2) + log N(-0.3; 0, 2)
         -2.62
     """
-    if proposal not in ("laplace", "prior"):
-        raise ValueError(f"proposal must be 'laplace' or 'prior', got {proposal!r}.")
+    _check_proposal(proposal)
     num_samples = _validation.as_int("num_samples", num_samples, minimum=2)
     num_optimizer_steps = _validation.as_int("num_optimizer_steps", num_optimizer_steps, minimum=1)
     data = model.prepare_data(None)
@@ -137,6 +137,16 @@ def estimate_loglik(model, params, key, num_samples: int = 1000, proposal: str =
         params = model.prepare_params(params, data)
     if isinstance(key, int):
         key = jax.random.key(key)
+    return _estimate(model, key, params, data, num_samples, proposal, num_optimizer_steps)
+
+
+def _check_proposal(proposal) -> None:
+    if proposal not in ("laplace", "prior"):
+        raise ValueError(f"proposal must be 'laplace' or 'prior', got {proposal!r}.")
+
+
+def _estimate(model, key, params, data, num_samples, proposal, num_optimizer_steps) -> LoglikEstimate:
+    """The estimate on prepared (possibly traced) arguments; exact when the model has ``log_marginal``."""
     if not hasattr(model, "potential_energy"):  # discrete latent sites: enumerated exactly
         return LoglikEstimate(model.log_marginal(params, data), jnp.zeros(()))
     if proposal == "prior":
@@ -144,3 +154,68 @@ def estimate_loglik(model, params, key, num_samples: int = 1000, proposal: str =
     else:
         log_weights = _laplace_log_weights(model, key, params, data, num_samples, num_optimizer_steps)
     return _summarize(log_weights)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportanceLoglik:
+    """Factory for ℓ(θ_t) in ``fit``'s trace (see :func:`importance_loglik`)."""
+
+    num_samples: int = 1000
+    every: int = 1
+    proposal: str = "laplace"
+    num_optimizer_steps: int = 100
+
+    def __post_init__(self):
+        object.__setattr__(self, "num_samples", _validation.as_int("num_samples", self.num_samples, minimum=2))
+        object.__setattr__(self, "every", _validation.as_int("every", self.every, minimum=1))
+        _check_proposal(self.proposal)
+        object.__setattr__(self, "num_optimizer_steps",
+                           _validation.as_int("num_optimizer_steps", self.num_optimizer_steps, minimum=1))
+
+    def __call__(self, model):
+        """``estimate(key, params, data) -> LoglikEstimate`` for ``model`` (pure, jit-able)."""
+        if not hasattr(model, "potential_energy"):
+            if not hasattr(model, "log_marginal"):
+                raise TypeError(
+                    f"loglik=importance_loglik(...) needs a numpyro model with continuous latent sites "
+                    f"(from_numpyro) or a model with log_marginal; {type(model).__name__} has neither."
+                )
+
+            def exact(key, params, data):
+                del key
+                return LoglikEstimate(model.log_marginal(params, data), jnp.zeros(()))
+
+            return exact
+        config = self
+
+        def estimate(key, params, data):
+            return _estimate(model, key, params, data, config.num_samples, config.proposal,
+                             config.num_optimizer_steps)
+
+        return estimate
+
+
+def importance_loglik(num_samples: int = 1000, every: int = 1, proposal: str = "laplace",
+                      num_optimizer_steps: int = 100) -> ImportanceLoglik:
+    """Record ℓ(θ_t) and its standard error in ``fit``'s trace for models with no closed-form ℓ.
+
+    Pass it as ``stochem.fit(..., loglik=stochem.importance_loglik(...))``.
+    ``trace.loglik[t]`` is then the importance sampling estimate ℓ̂(θ_t) of
+    :func:`estimate_loglik` and ``trace.loglik_stderr[t]`` its Monte Carlo
+    standard error, at iterations ``t = 0, every, 2·every, …`` and at the
+    final parameters (NaN in between, to bound the cost). The estimate uses
+    its own PRNG stream: the EM iterates are the same with or without it.
+    Models whose ℓ is exact (enumerated numpyro models, the built-in models)
+    get it exactly, with standard error 0.
+
+    Args:
+        num_samples: importance samples per estimate.
+        every: estimate every ``every``-th iteration.
+        proposal: ``"laplace"`` (default) or ``"prior"`` (see :mod:`._loglik`).
+        num_optimizer_steps: L-BFGS steps to the mode, for ``"laplace"``.
+
+    Example:
+        >>> import stochem as se
+        >>> loglik = se.importance_loglik(num_samples=500, every=10)
+    """
+    return ImportanceLoglik(num_samples, every, proposal, num_optimizer_steps)
