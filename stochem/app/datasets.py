@@ -142,6 +142,13 @@ def dice_sums(num_rolls: int, probs1: Sequence[float], probs2: Sequence[float], 
     return die1 + die2
 
 
+def _check_counts(**counts) -> None:
+    """Each keyword must be a whole number >= 1 (the error names the scenario option)."""
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
+
+
 def casino_rolls(num_sequences: int, num_rolls: int, seed: int) -> list[np.ndarray]:
     """Rolls of the occasionally dishonest casino (Durbin et al. 1998): faces ``0..5`` for ``1..6``.
 
@@ -155,6 +162,7 @@ def casino_rolls(num_sequences: int, num_rolls: int, seed: int) -> list[np.ndarr
         A list of ``num_sequences`` int arrays of length ``num_rolls`` (what
         ``HiddenMarkovModel`` takes as several sequences).
     """
+    _check_counts(num_sequences=num_sequences, num_rolls=num_rolls)
     initial, transition, emission = (np.asarray(value, float) for value in casino_params())
     rng = np.random.default_rng(seed)
     sequences = []
@@ -181,6 +189,9 @@ def poisson_groups(num_groups: int, group_size: int, intercept: float, slope: fl
         ``(covariate [N], group [N] in 0..num_groups−1, counts [N])`` with
         ``N = num_groups · group_size``.
     """
+    _check_counts(num_groups=num_groups, group_size=group_size)
+    if not group_sd >= 0:
+        raise ValueError(f"group_sd must be >= 0 (the spread of the group effects), got {group_sd}.")
     rng = np.random.default_rng(seed)
     group = np.repeat(np.arange(num_groups), group_size)
     covariate = rng.standard_normal(group.shape[0])

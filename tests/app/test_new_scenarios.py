@@ -315,3 +315,15 @@ def test_the_quadrature_reference_fills_in_the_loglik_the_model_cannot_give():
     given = np.array([[-1.0, -2.0]])  # a model's own ℓ is kept
     np.testing.assert_array_equal(reference.loglik_trace(fixed_point, {"beta": trace["beta"][:1],
                                   "group_sd": trace["group_sd"][:1]}, given), given)
+
+
+@pytest.mark.parametrize("name, override, words", [
+    ("casino", "scenario.data.num_rolls=0", ["scenario.data", "num_rolls", ">= 1"]),
+    ("poisson", "scenario.model.num_groups=0", ["scenario.model", "num_groups", ">= 1"]),
+    ("poisson", "scenario.model.group_sd=-1", ["scenario.model", "group_sd", ">= 0"]),
+])
+def test_bad_data_options_are_named(name, override, words):
+    with pytest.raises(ConfigError) as raised:
+        build(name, override)
+    for word in words:
+        assert word in str(raised.value)
