@@ -240,11 +240,26 @@ def _default_mstep(model):
     return default
 
 
+def _map_over_seeds(run):
+    """``run`` over a leading axis of keys with ``lax.map``: the seeds run in sequence.
+
+    For completions that declare ``vmap_seeds = False`` (MCMC): their seeds do
+    not gain from vectorization, and some inner loops misbehave under ``vmap``
+    (see :class:`stochem.completion.mcmc.Mcmc`). Results equal per-seed fits.
+    """
+    def mapped(keys, init_params, data):
+        return jax.lax.map(lambda key: run(key, init_params, data), keys)
+
+    return mapped
+
+
 @functools.lru_cache(maxsize=64)
 def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, batched, has_init):
     run = functools.partial(_run_one, model, completion, mstep, fixed, accelerator, num_iters, tol, loglik)
-    if batched:
+    if batched and getattr(completion, "vmap_seeds", True):
         run = jax.vmap(run, in_axes=(0, None, None))
+    elif batched:  # one seed after another, inside the same compiled program
+        run = _map_over_seeds(run)
     if has_init:
         return jax.jit(run)
     return jax.jit(lambda key, data: run(key, None, data))
@@ -279,7 +294,9 @@ def fit(
             the same field names. ``None`` uses the model's documented seeded
             initialization (each seed draws its own start).
         key: an int seed, or a list of int seeds / an array of PRNG keys to run
-            one EM per seed, vmapped in a single compiled program.
+            one EM per seed, vmapped in a single compiled program (MCMC
+            completions run their seeds one after another in that program,
+            see ``stochem.mcmc``).
         num_iters: maximum number of EM iterations ``T``.
         tol: stop once the observed-data log-likelihood changes by at most
             ``tol`` between iterations (needs a tractable likelihood). ``None``

@@ -53,6 +53,11 @@ class Chain:
         """Whether the inner completion can end the run (its diagnostics pass through)."""
         return getattr(self.completion, "has_stopping_rule", False)
 
+    @property
+    def vmap_seeds(self) -> bool:
+        """Whether seeds may run under ``vmap``: as the inner completion says."""
+        return getattr(self.completion, "vmap_seeds", True)
+
     def check_data(self, model, data):
         """Let the inner completion check the data before anything is traced."""
         if hasattr(self.completion, "check_data"):

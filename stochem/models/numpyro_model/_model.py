@@ -62,10 +62,10 @@ class NumpyroModel(ModelBase):
         sites: its param, latent and observed sites.
         default_mstep: the M-step to use when none is given:
             ``stochem.gradient(optax.lbfgs(), num_steps=20)`` (these models
-            have no closed-form M-step). Known issue: with ``mcmc()`` and
-            several seeds vmapped in one fit (``key=[...]``), L-BFGS stalls
-            after some iterations; run the seeds one by one (they share one
-            compiled program) or use ``optax.adam``.
+            have no closed-form M-step). With ``mcmc()`` and several seeds
+            (``key=[...]``) the seeds run one after another in one compiled
+            program: under ``vmap`` the L-BFGS line search did not finish
+            (see :class:`stochem.completion.mcmc.Mcmc`).
     """
 
     model_fn: Callable
