@@ -28,20 +28,29 @@ from PIL import Image  # noqa: E402
 from stochem.app.files import replacing  # noqa: E402
 
 
+def _nominal_samples(chosen: pd.DataFrame):
+    """The run's fixed sample count, or NaN when it has none (exact) or it changes over the run."""
+    counts = chosen.loc[chosen["iteration"] > 0, "num_samples"].dropna().unique()
+    return int(counts[0]) if len(counts) == 1 and (chosen["completion"] == "monte_carlo").all() else np.nan
+
+
 def _curves(frame: pd.DataFrame):
-    """Yield ``(label, color, linestyle, per-iteration quantiles)`` for each completion setting."""
-    settings = frame[["mstep", "completion", "num_samples"]].drop_duplicates()
-    sample_counts = sorted(int(s) for s in settings["num_samples"].dropna().unique())
+    """Yield ``(label, color, linestyle, fixed S or NaN, per-iteration quantiles)`` per completion setting."""
+    settings = frame[["mstep", "completion", "label"]].drop_duplicates()
+    runs = {(mstep, label): frame[(frame["mstep"] == mstep) & (frame["label"] == label)]
+            for mstep, _, label in settings.itertuples(index=False)}
+    sample_counts = sorted({count for chosen in runs.values() if not pd.isna(count := _nominal_samples(chosen))})
     colormap = plt.get_cmap("viridis")
     several_msteps = settings["mstep"].nunique() > 1
-    for _, (mstep, completion, num_samples) in settings.iterrows():
-        chosen = frame[(frame["mstep"] == mstep) & (frame["completion"] == completion)]
-        if pd.isna(num_samples):
-            chosen, label, color = chosen[chosen["num_samples"].isna()], "exact EM", "black"
+    for (mstep, name), chosen in runs.items():
+        num_samples = _nominal_samples(chosen)
+        if (chosen["completion"] == "exact").all():
+            label, color = "exact EM", "black"
+        elif not pd.isna(num_samples):
+            position = sample_counts.index(num_samples) / max(len(sample_counts) - 1, 1)
+            label, color = f"S = {num_samples}", colormap(0.85 - 0.75 * position)
         else:
-            chosen = chosen[chosen["num_samples"] == num_samples]
-            position = sample_counts.index(int(num_samples)) / max(len(sample_counts) - 1, 1)
-            label, color = f"S = {int(num_samples)}", colormap(0.85 - 0.75 * position)
+            label, color = name, "tab:red"
         if several_msteps:
             label = f"{label} ({mstep})"
         linestyle = "--" if mstep == "gradient" else "-"
@@ -77,7 +86,7 @@ def draw_scenario(axes, frame: pd.DataFrame, distance_tol: float) -> None:
                         label=r"$\propto S^{-1/2}$")
         final_axis.set_xscale("log")
         # Exact EM may sit at rounding error; show the sampled runs' range, not 15 decades.
-        floor = 1e-3 * np.nanmin(frame.loc[frame["num_samples"].notna(), "distance"])
+        floor = 1e-3 * np.nanmin(frame.loc[frame["completion"] != "exact", "distance"])
     for row in finals:
         if pd.isna(row[0]) and row[3] > 0:
             if floor is None or row[3] >= floor / 10:

@@ -7,7 +7,11 @@ because an earlier run finished them) and writes, in ``<sweep dir>/report/``:
 * ``summary.csv`` — per scenario, M-step, completion and sample count (see
   :mod:`stochem.app.summary`);
 * ``<scenario>.png`` — the convergence figure of each scenario, and
-  ``overview.png`` with one row per scenario when there are several.
+  ``overview.png`` with one row per scenario when there are several. A sweep
+  of exact EM against Monte Carlo EM gets the sample-count figure
+  (:mod:`stochem.app.figures`); a sweep with other members of the stochastic
+  family gets, per scenario, accuracy against iterations and against seconds
+  (:mod:`stochem.app.family_figure`), and no overview.
 
 Enabled in ``configs/config.yaml`` under ``hydra.callbacks.report``.
 """
@@ -20,12 +24,14 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from stochem.app import figures, files
+from stochem.app import family_figure, figures, files
 from stochem.app.summary import gather, summarize
 
 REPORT_DIR = "report"
-_SHOWN_COLUMNS = ["scenario", "completion", "num_samples", "seeds", "final_loglik_gap_median",
-                  "final_distance_median", "reached", "iters_to_tol_median", "seconds_per_iter"]
+_SHOWN_COLUMNS = ["scenario", "label", "seeds", "iterations_median", "final_loglik_gap_median",
+                  "final_distance_median", "reached", "iters_to_tol_median", "seconds_to_tol_median",
+                  "seconds_per_iter", "compile_seconds"]
+SAMPLE_COUNT_SWEEP = {"exact", "monte_carlo"}  # completions drawn by the sample-count figure
 
 
 def write_report(root: Path) -> dict[str, Path] | None:
@@ -42,17 +48,20 @@ def write_report(root: Path) -> dict[str, Path] | None:
     written = {"runs": out / "runs.csv", "summary": out / "summary.csv"}
 
     tolerance = jobs.set_index("job")["distance_tol"]
+    family = not set(runs["completion"]) <= SAMPLE_COUNT_SWEEP
     frames = {}
     for name, frame in runs.groupby("scenario", sort=True):
         frames[name] = (frame, float(tolerance[frame["job"].iloc[0]]))
-        figure = figures.scenario_figure(frame, frames[name][1], title=f"{name}: exact vs sampled EM")
+        if family:
+            figure = family_figure.family_figure(frame, frames[name][1], title=f"{name}: the stochastic EM family")
+        else:
+            figure = figures.scenario_figure(frame, frames[name][1], title=f"{name}: exact vs sampled EM")
         written[f"figure {name}"] = figures.save(figure, out / f"{name}.png")
-    if len(frames) > 1:
+    if len(frames) > 1 and not family:
         written["overview"] = figures.save(figures.overview_figure(frames), out / "overview.png", dpi=55)
 
     shown = summary[_SHOWN_COLUMNS].copy()
-    shown["num_samples"] = ["-" if pd.isna(count) else str(int(count)) for count in shown["num_samples"]]
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
+    with pd.option_context("display.width", 220, "display.max_columns", 20):
         print(shown.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     print(f"stochem report ({len(jobs)} jobs) written to {out}:")
     for what, path in written.items():

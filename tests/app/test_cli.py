@@ -43,15 +43,15 @@ def check_job(table_path: Path, num_seeds: int, num_iters: int) -> pd.DataFrame:
     return table
 
 
-def check_report(root: Path, scenarios: list[str]) -> pd.DataFrame:
+def check_report(root: Path, scenarios: list[str], completions=("exact", "monte_carlo")) -> pd.DataFrame:
     report = root / "report"
     runs = pd.read_csv(report / "runs.csv")
     assert sorted(runs["scenario"].unique()) == sorted(scenarios)
     summary = pd.read_csv(report / "summary.csv")
-    assert set(summary["completion"]) == {"exact", "monte_carlo"}
+    assert set(summary["completion"]) == set(completions)
     for name in scenarios:
         assert (report / f"{name}.png").stat().st_size > 1000
-    if len(scenarios) > 1:
+    if len(scenarios) > 1 and set(completions) == {"exact", "monte_carlo"}:
         assert (report / "overview.png").is_file()
     assert not list(root.glob("**/.*.tmp*")), "a temporary file was left behind"
     return summary
@@ -77,7 +77,8 @@ MCMC_EXPERIMENTS = ("cbpp_mcmc", "poisson_mcmc")
 
 
 @pytest.mark.parametrize("experiment", [name for name in EXPERIMENTS
-                                        if name != "all_scenarios" and name not in MCMC_EXPERIMENTS])
+                                        if name not in ("all_scenarios", "stochastic_family")
+                                        and name not in MCMC_EXPERIMENTS])
 def test_experiment_runs_end_to_end(app, tmp_path, experiment):
     process = app(f"experiment={experiment}", *TINY, "hydra.sweep.dir=sweep")
     assert_succeeded(process)
@@ -86,6 +87,45 @@ def test_experiment_runs_end_to_end(app, tmp_path, experiment):
     assert len(tables) == 2
     scenario = check_job(tables[0], num_seeds=2, num_iters=2)["scenario"].iloc[0]
     check_report(root, [scenario])
+
+
+# The stochastic family with tiny settings: a couple of iterations, small sample buffers.
+FAMILY_TINY = ["num_iters=3", "seeds=[0,1]", "reference.num_iters=5", "completion.max_samples=20"]
+
+
+def check_family_sweep(root: Path, scenarios: list[str], completions: list[str]) -> None:
+    tables = job_tables(root)
+    assert len(tables) == len(scenarios) * len(completions)
+    for table_path in tables:
+        table = pd.read_csv(table_path)
+        assert list(table.columns) == list(TABLE_COLUMNS)
+        assert table[["loglik", "distance", "elapsed_seconds"]].notna().all().all()
+        for _, run in table.groupby("seed"):  # rows 0 … last iteration run, no padding
+            assert run["iteration"].tolist() == list(range(len(run)))
+            assert 2 <= len(run) <= 4 and run["elapsed_seconds"].is_monotonic_increasing
+    summary = check_report(root, scenarios, completions)
+    assert summary["label"].is_unique or len(scenarios) > 1
+    assert (summary["compile_seconds"] > 0).all() and (summary["seconds_per_iter"] > 0).all()
+
+
+def test_stochastic_family_sweep_runs_end_to_end_cheaply(app, tmp_path):
+    completions = ["exact", "ascent_monte_carlo", "online_em"]  # early stop; scenario-dependent batch size
+    process = app("experiment=stochastic_family", "scenario=coins", f"completion={','.join(completions)}",
+                  *FAMILY_TINY, "hydra.sweep.dir=sweep")
+    assert_succeeded(process)
+    check_family_sweep(tmp_path / "sweep", ["coins"], completions)
+    assert "seconds_to_tol_median" in process.stdout
+
+
+@pytest.mark.slow
+def test_stochastic_family_sweep_runs_every_variant_on_both_scenarios(app, tmp_path):
+    from stochem.app.paths import config_dir
+    from omegaconf import OmegaConf
+
+    params = OmegaConf.load(config_dir() / "experiment" / "stochastic_family.yaml").hydra.sweeper.params
+    process = app("experiment=stochastic_family", *FAMILY_TINY, "hydra.sweep.dir=sweep")
+    assert_succeeded(process)
+    check_family_sweep(tmp_path / "sweep", params.scenario.split(","), params.completion.split(","))
 
 
 def test_exact_jobs_crossed_with_sample_counts_run_once(app, tmp_path):
@@ -132,6 +172,9 @@ def test_single_runs_started_together_get_their_own_folders(tmp_path):
     (["experiment=gmm_mcem", "completion.num_samples=0"], ["completion.num_samples", ">= 1"]),
     (["mstep=gradient", "mstep.optimizer=bfgs"], ["mstep.optimizer", "adam"]),
     (["scenario.model.num_components=0"], ["scenario.model", "num_components"]),
+    (["completion=saem", "completion.exponent=2"], ["completion.exponent", "<= 1"]),
+    (["completion=incremental", "completion.num_blocks=3"], ["completion.num_blocks", "divide", "coins"]),
+    (["completion=mcmc"], ["completion:", "mcmc", "coins"]),  # the coins have no continuous latent sites
 ])
 def test_bad_options_stop_with_a_short_message(app, arguments, words):
     process = app(*arguments, "hydra.run.dir=run", "hydra.sweep.dir=sweep")

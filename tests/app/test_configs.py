@@ -9,6 +9,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from stochem.app import scenarios, settings
+from stochem.app.completions import COMPLETIONS
 from tests.app.running import EXPERIMENTS, SCENARIOS
 
 
@@ -18,7 +19,7 @@ def compose_app(*overrides: str, hydra: bool = False):
 
 
 def test_the_required_experiments_and_scenarios_exist():
-    assert {"gmm_mcem", "all_scenarios", "coins_mcem", "dice_mcem", "gmm1d_mcem", "faithful_mcem",
+    assert {"gmm_mcem", "all_scenarios", "stochastic_family", "coins_mcem", "dice_mcem", "gmm1d_mcem", "faithful_mcem",
             "missing_mcem", "airquality_mcem", "shifted_die_mcem", "dice_sum_mcem"} <= set(EXPERIMENTS)
     assert {"coins", "dice", "gmm1d", "gmm_nd", "faithful", "missing", "airquality", "shifted_die",
             "dice_sum"} <= set(SCENARIOS)
@@ -40,7 +41,8 @@ def test_experiment_composes_into_a_sweep_comparing_completions(experiment):
     # exact vs Monte Carlo EM; MCMC-EM (and SAEM) where the posterior has no closed form
     assert set(completions) <= set(settings.COMPLETIONS)
     assert {"exact", "monte_carlo"} <= set(completions) or "mcmc" in completions
-    assert all(int(count) >= 1 for count in params["completion.num_samples"].split(","))
+    if "completion.num_samples" in params:  # stochastic_family keeps each variant's own sample counts
+        assert all(int(count) >= 1 for count in params["completion.num_samples"].split(","))
     # each job of the sweep composes and passes the app's checks (other swept keys at their first value)
     others = [f"{key}={value.split(',')[0]}" for key, value in params.items() if key not in ("scenario", "completion")]
     scenario_names = params["scenario"].split(",") if "scenario" in params else [cfg.scenario.name]
@@ -102,3 +104,17 @@ def test_airquality_keeps_its_missing_values():
     assert built.data.shape == (153, 4)
     assert np.isnan(built.data).sum(axis=0).tolist() == [37, 7, 0, 0]
     np.testing.assert_allclose(np.nanmean(built.data, axis=0), 0, atol=1e-12)  # standardized
+
+
+def test_stochastic_family_compares_the_required_variants_on_a_mixture_and_the_coins():
+    cfg = compose_app("experiment=stochastic_family", hydra=True)
+    params = cfg.hydra.sweeper.params
+    assert {"exact", "monte_carlo", "ascent_monte_carlo", "stochastic_em", "saem", "online_em"} <= set(
+        params["completion"].split(","))
+    assert "coins" in params["scenario"].split(",") and "gmm1d" in params["scenario"].split(",")
+    # online EM's batch and incremental EM's blocks follow the scenario's number of rows
+    for scenario, rows in (("coins", 5), ("gmm1d", 40)):
+        for completion, option in (("online_em", "batch_size"), ("incremental", "num_blocks")):
+            job_cfg = compose_app("experiment=stochastic_family", f"scenario={scenario}", f"completion={completion}")
+            value = job_cfg.completion[option]
+            assert 1 <= value <= rows and (option != "num_blocks" or rows % value == 0)
