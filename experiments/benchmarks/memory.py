@@ -36,9 +36,10 @@ CHILD = textwrap.dedent("""
     del labels
 
     def resident(field):  # "VmRSS" (now) or "VmHWM" (peak so far), bytes
-        for line in open("/proc/self/status"):
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
 
     before = resident("VmRSS")
