@@ -25,7 +25,7 @@ from stochem.completion import (
 from stochem.em import build as build_em
 from stochem.driver import FitResult, Trace, fit
 from stochem.models.numpyro_model import importance_loglik
-from stochem.mstep import closed_form, gradient
+from stochem.mstep import closed_form, gradient, stochastic_newton
 from stochem.standard_errors import StandardErrors, standard_errors
 from stochem.streaming import fit_stream
 
@@ -53,6 +53,7 @@ __all__ = [
     "saem_step_size",
     "squarem",
     "standard_errors",
+    "stochastic_newton",
     "build_em",
     "closed_form",
     "exact",

@@ -40,7 +40,9 @@ class RobbinsMonro:
             raise TypeError(
                 f"robbins_monro (SAEM) averages sufficient statistics, but {type(model).__name__}'s "
                 "statistics are the draws themselves (Q is not linear in them), so averaging them "
-                "would be wrong; use the completion without SAEM smoothing."
+                "would be wrong. For SAEM on such a model apply the stochastic approximation to the "
+                "score: completion=stochem.mcmc(num_samples), "
+                "mstep=stochem.stochastic_newton(stochem.saem_step_size(...))."
             )
         step_size = self.step_size
 
@@ -91,8 +93,8 @@ def saem_step_size(burn_in: int = 20, exponent: float = 1.0) -> SAEMStepSize:
     Example:
         >>> import stochem as se
         >>> gamma = se.saem_step_size(burn_in=2)
-        >>> [float(gamma(k)) for k in range(5)]
-        [1.0, 1.0, 1.0, 0.5, 0.3333333333333333]
+        >>> [round(float(gamma(k)), 4) for k in range(5)]
+        [1.0, 1.0, 1.0, 0.5, 0.3333]
     """
     burn_in = _validation.as_int("burn_in", burn_in, minimum=0)
     if not 0.5 < exponent <= 1.0:
@@ -105,8 +107,12 @@ def saem(sampler=None, step_size: Callable | None = None):
 
     Args:
         sampler: the sampling completion; default ``monte_carlo(1)``. Any
-            sampling completion works, MCMC included (MCMC-SAEM, Kuhn &
-            Lavielle 2004).
+            sampling completion whose model has sufficient statistics works,
+            MCMC included (MCMC-SAEM, Kuhn & Lavielle 2004). Models whose
+            statistics are raw draws (numpyro models with continuous latent
+            sites) take SAEM as an M-step instead:
+            ``mstep=stochem.stochastic_newton(step_size)`` with
+            ``completion=stochem.mcmc(S)``.
         step_size: ``count -> γ``; default :func:`saem_step_size` ``()``.
 
     Example:

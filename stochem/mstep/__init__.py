@@ -2,6 +2,7 @@
 
 from stochem.mstep.closed_form import ClosedForm, closed_form
 from stochem.mstep.gradient import Gradient, gradient
+from stochem.mstep.stochastic_newton import StochasticNewton, stochastic_newton
 from stochem.unconstrained import to_constrained, to_unconstrained
 
-__all__ = ["ClosedForm", "Gradient", "closed_form", "gradient", "to_constrained", "to_unconstrained"]
+__all__ = ["ClosedForm", "Gradient", "StochasticNewton", "closed_form", "gradient", "stochastic_newton", "to_constrained", "to_unconstrained"]

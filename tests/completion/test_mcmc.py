@@ -98,6 +98,30 @@ def test_mcmc_em_reaches_the_closed_form_mle():
     assert np.all(np.abs(batch_means.mean(axis=0) - [np.mean(y), tau_mle]) < 0.05)
 
 
+def test_mcmc_saem_by_stochastic_newton_converges_to_the_closed_form_mle_with_shrinking_noise():
+    """MCMC-SAEM (score stochastic approximation) on y_j ~ N(mu, tau² + σ²), whose MLE is known exactly.
+
+    After the γ = 1 burn-in the iterates wander with the Monte Carlo noise of
+    50 draws; with γ_k = 1/k afterwards that noise shrinks, so the spread over
+    seeds at the end is a fraction of the spread at the end of the burn-in,
+    and the final iterates centre on the MLE (z-score over seeds).
+    """
+    rng = np.random.default_rng(5)
+    y = rng.normal(1.0, np.sqrt(1.5**2 + NOISE_SD**2), size=30)
+    mle = np.array([np.mean(y), np.sqrt(np.var(y) - NOISE_SD**2)])
+    model = se.models.from_numpyro(examples.normal_normal, y, NOISE_SD)
+    burn_in = 20
+    result = se.fit(model, None, completion=se.mcmc(50, num_warmup=100),
+                    mstep=se.stochastic_newton(se.saem_step_size(burn_in=burn_in)), num_iters=200,
+                    key=list(range(8)))
+    iterates = np.stack([result.trace.params.mu, result.trace.params.tau], axis=-1)  # [seeds, T + 1, 2]
+    assert_mean_matches(iterates[:, -1], mle)
+    assert np.all(iterates[:, -1].std(axis=0) < 0.4 * iterates[:, burn_in].std(axis=0))
+    assert np.all(np.abs(iterates[:, -1] - mle) < 0.03)
+    with pytest.raises(TypeError, match="step_size must be a schedule"):
+        se.stochastic_newton(0.1)
+
+
 def test_bad_options_and_models_raise_clearly():
     with pytest.raises(ValueError, match="num_samples must be an integer >= 1"):
         se.mcmc(0)
