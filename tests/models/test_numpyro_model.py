@@ -436,3 +436,22 @@ def test_cbpp_glmm_mcmc_em_agrees_with_the_quadrature_mle():
     estimate = estimate_loglik(model, model.params_type(jnp.asarray(beta_mle), jnp.asarray(sd_mle)),
                                jax.random.key(0), num_samples=2000)
     assert abs(float(estimate.loglik) - loglik_mle) / float(estimate.stderr) < z_threshold(1)
+
+
+@pytest.mark.slow
+def test_cbpp_glmm_mcmc_saem_agrees_with_the_quadrature_mle():
+    """8 seeds × 150 MCMC-SAEM iterations (200 NUTS draws, γ = 1 for 50, then 1/k) against the quadrature MLE.
+
+    The final iterates of independent seeds are independent estimates; their
+    mean is judged by its standard error over seeds (z-score), and the noise
+    must have shrunk since the end of the burn-in.
+    """
+    beta_mle, sd_mle, _ = _cbpp_quadrature_mle()
+    mle = np.append(beta_mle, sd_mle)
+    model = se.models.from_numpyro(examples.cbpp_glmm, *examples.cbpp_arguments())
+    result = se.fit(model, None, completion=se.mcmc(200),
+                    mstep=se.stochastic_newton(se.saem_step_size(burn_in=50)), num_iters=150, key=list(range(8)))
+    iterates = np.concatenate([result.trace.params.beta, result.trace.params.herd_sd[..., None]], axis=-1)
+    assert_mean_matches(iterates[:, -1], mle)
+    assert np.all(np.abs(iterates[:, -1] - mle) < 0.02)
+    assert np.all(iterates[:, -1].std(axis=0) < 0.7 * iterates[:, 50].std(axis=0))
