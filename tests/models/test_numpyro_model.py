@@ -450,8 +450,21 @@ def test_cbpp_glmm_mcmc_saem_agrees_with_the_quadrature_mle():
     mle = np.append(beta_mle, sd_mle)
     model = se.models.from_numpyro(examples.cbpp_glmm, *examples.cbpp_arguments())
     result = se.fit(model, None, completion=se.mcmc(200),
-                    mstep=se.stochastic_newton(se.saem_step_size(burn_in=50)), num_iters=150, key=list(range(8)))
+                    mstep=se.stochastic_newton(se.saem_step_size(burn_in=50)), num_iters=150, key=list(range(8)),
+                    loglik=se.importance_loglik(1000, every=50))
     iterates = np.concatenate([result.trace.params.beta, result.trace.params.herd_sd[..., None]], axis=-1)
     assert_mean_matches(iterates[:, -1], mle)
     assert np.all(np.abs(iterates[:, -1] - mle) < 0.02)
     assert np.all(iterates[:, -1].std(axis=0) < 0.7 * iterates[:, 50].std(axis=0))
+
+    # The importance-sampled ℓ(θ_t) in the trace against quadrature at the same θ_t, in standard errors.
+    design, herd, size, incidence, num_herds = examples.cbpp_arguments()
+    counts = quadrature.GroupedCounts(design, herd, incidence, num_herds, trials=size)
+    recorded = [0, 50, 100, 150]
+    exact = np.array([[quadrature.log_likelihood(counts, beta[t], sd[t]) for t in recorded]
+                      for beta, sd in zip(np.asarray(result.trace.params.beta),
+                                          np.asarray(result.trace.params.herd_sd))])
+    stderr = np.asarray(result.trace.loglik_stderr)[:, recorded]
+    assert np.all((stderr > 0) & (stderr < 0.1))
+    z = (np.asarray(result.trace.loglik)[:, recorded] - exact) / stderr
+    assert np.all(np.abs(z) < z_threshold(z.size)), z
