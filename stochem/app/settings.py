@@ -19,11 +19,11 @@ from omegaconf import DictConfig
 import stochem as se
 from stochem.app import completions
 from stochem.app.completions import COMPLETIONS, CompletionSettings
-from stochem.app.options import ConfigError, choice, integer
+from stochem.app.options import ConfigError, choice, integer, number
 
 __all__ = ["COMPLETIONS", "MSTEPS", "OPTIMIZERS", "ConfigError", "JobSettings", "read"]
 
-MSTEPS = ("closed_form", "gradient")
+MSTEPS = ("closed_form", "gradient", "stochastic_newton")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "lbfgs")
 
 
@@ -85,6 +85,10 @@ def _read_mstep(cfg: DictConfig):
     name = choice("mstep.name", cfg.get("name"), MSTEPS)
     if name == "closed_form":
         return name, se.closed_form()
+    if name == "stochastic_newton":  # SAEM on the score (MCMC-SAEM for continuous latents)
+        burn_in = integer("mstep.burn_in", cfg.get("burn_in"), 0)
+        exponent = number("mstep.exponent", cfg.get("exponent"), above=0.5, at_most=1.0)
+        return name, se.stochastic_newton(se.saem_step_size(burn_in, exponent))
     optimizer = choice("mstep.optimizer", cfg.get("optimizer"), OPTIMIZERS)
     learning_rate = cfg.get("learning_rate")
     if learning_rate is None and optimizer != "lbfgs":

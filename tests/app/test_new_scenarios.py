@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from scipy import integrate, optimize, stats
 
 import stochem as se
-from stochem.app import datasets, quadrature, reference, scenarios
+from stochem.app import datasets, quadrature, reference, scenarios, settings
 from stochem.app.job import TABLE_COLUMNS
 from stochem.app.matching import MAX_ENUMERATED_STATES, distance, match_components, symmetry_of
 from stochem.app.settings import ConfigError
@@ -278,7 +278,7 @@ def test_a_bad_reference_target_is_named(target, error, words):
 
 @pytest.mark.parametrize("experiment, scenario", [("cbpp_mcmc", "cbpp"), ("poisson_mcmc", "poisson")])
 def test_mcmc_experiment_runs_end_to_end(app, tmp_path, experiment, scenario):
-    """The sweep (MCMC-EM, MCMC-SAEM) for two iterations with two draws: tables, θ* by quadrature, report."""
+    """MCMC-EM and MCMC-SAEM for two iterations with two draws: tables, ℓ and θ* by quadrature, report."""
     process = app(f"experiment={experiment}", "num_iters=2", "seeds=[0,1]", "completion.num_samples=2",
                   "++completion.num_warmup=5", "hydra.sweep.dir=sweep")
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
@@ -286,8 +286,10 @@ def test_mcmc_experiment_runs_end_to_end(app, tmp_path, experiment, scenario):
     with initialize_config_module(version_base="1.3", config_module="stochem.app.configs"):
         swept = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
     completions = set(swept.hydra.sweeper.params["completion"].split(","))
+    msteps = set(swept.hydra.sweeper.params["mstep"].split(","))
+    assert msteps == {"gradient", "stochastic_newton"}  # MCMC-EM and MCMC-SAEM
     tables = sorted(path for path in root.glob("**/table.csv") if "report" not in path.parts)
-    assert len(tables) == len(completions)  # one job per completion (one sample count)
+    assert len(tables) == len(completions) * len(msteps)  # one sample count here
     for table_path in tables:
         table = pd.read_csv(table_path)
         assert list(table.columns) == list(TABLE_COLUMNS)
@@ -299,7 +301,7 @@ def test_mcmc_experiment_runs_end_to_end(app, tmp_path, experiment, scenario):
         assert set(result["reference"]["params"]) == {"beta", "group_sd"}
         assert result["reference"]["loglik"] < 0
     summary = pd.read_csv(root / "report" / "summary.csv")
-    assert set(summary["completion"]) == completions
+    assert set(summary["completion"]) == completions and set(summary["mstep"]) == msteps
     assert (root / "report" / f"{scenario}.png").stat().st_size > 1000
 
 
@@ -327,3 +329,15 @@ def test_bad_data_options_are_named(name, override, words):
         build(name, override)
     for word in words:
         assert word in str(raised.value)
+
+
+def test_the_saem_mstep_is_read_and_its_options_checked():
+    with initialize_config_module(version_base="1.3", config_module="stochem.app.configs"):
+        cfg = compose("config", overrides=["experiment=cbpp_mcmc", "completion=mcmc", "mstep=stochastic_newton"])
+        bad = compose("config", overrides=["completion=mcmc", "mstep=stochastic_newton", "mstep.exponent=0.4"])
+    job = settings.read(cfg)
+    assert job.mstep_name == "stochastic_newton"
+    assert job.mstep == se.stochastic_newton(se.saem_step_size(burn_in=50, exponent=1.0))
+    with pytest.raises(ConfigError) as raised:
+        settings.read(bad)
+    assert raised.value.option == "mstep.exponent" and "<= 1" in str(raised.value)
