@@ -33,9 +33,10 @@ def from_numpyro(model_fn, *args, **kwargs):
     model is an :class:`EnumeratedNumpyroModel` (``exact()`` enumerates the
     sites, ``monte_carlo(S)`` draws exact posterior samples, ℓ(θ) is exact). If
     they are continuous, a :class:`ContinuousNumpyroModel` (``mcmc(S)``; ℓ(θ)
-    is NaN in the trace, see :func:`estimate_loglik`). These models have no
-    closed-form M-step: pass ``mstep=stochem.gradient(optax.lbfgs(), 20)`` or
-    use ``model.default_mstep``.
+    is NaN in the trace unless ``fit(..., loglik=stochem.importance_loglik(...))``;
+    SAEM by ``mstep=stochem.stochastic_newton(...)``). These models have no
+    closed-form M-step: the default is ``stochem.gradient(optax.lbfgs(), 20)``
+    (``model.default_mstep``).
 
     Args:
         model_fn: a numpyro model (a Python callable with numpyro primitives).

@@ -15,8 +15,11 @@ Q has no statistics of fixed size, so the statistics are the draws themselves
 
 These statistics are not linear in anything, so they must not be averaged:
 ``monte_carlo`` (which averages per-draw statistics) does not apply, and neither
-does an exact E-step. ℓ(θ) has no closed form either; the driver records NaN,
-and :func:`stochem.models.numpyro_model.estimate_loglik` gives an importance
+does an exact E-step or ``robbins_monro`` smoothing. SAEM for these models
+smooths the score instead: ``mstep=stochem.stochastic_newton(schedule)``.
+ℓ(θ) has no closed form either; the trace records NaN unless ``fit`` is given
+``loglik=stochem.importance_loglik(...)``, and
+:func:`stochem.models.numpyro_model.estimate_loglik` gives one importance
 sampling estimate with its standard error.
 """
 
