@@ -40,6 +40,15 @@ class ChainState(NamedTuple):
         """The inner completion's diagnostics, passed through."""
         return getattr(self.completion_state, "diagnostics", ())
 
+    @property
+    def loglik(self):
+        """ℓ(θ_t), when the inner completion computed it on the way (else ``AttributeError``).
+
+        Statistics transforms change the statistics, not θ_t, so the inner
+        completion's ℓ(θ_t) still holds, and EM need not evaluate it again.
+        """
+        return self.completion_state.loglik
+
 
 @dataclasses.dataclass(frozen=True)
 class Chain:

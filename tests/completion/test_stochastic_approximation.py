@@ -75,3 +75,17 @@ def test_saem_refuses_statistics_that_are_raw_draws():
 
     with pytest.raises(TypeError, match="not linear"):
         se.robbins_monro(se.saem_step_size())(DrawsModel())
+
+
+@pytest.mark.parametrize("model, data", [
+    (se.models.GaussianMixture(2), np.concatenate([np.linspace(-3.0, -1.0, 30), np.linspace(0.5, 2.5, 25)])),
+    (MODEL, HEADS),
+])
+def test_saem_trace_holds_the_loglik_at_each_iterate(model, data):
+    """ℓ(θ_t) in the trace, whether the sampler computed it on the way (GMM) or EM evaluated it (coins)."""
+    result = se.fit(model, data, completion=se.saem(se.monte_carlo(1), se.saem_step_size(burn_in=3)),
+                    num_iters=6, key=1)
+    prepared = model.prepare_data(data)
+    params = [jax.tree_util.tree_map(lambda leaf, t=t: leaf[t], result.trace.params) for t in range(7)]
+    direct = [float(model.log_marginal(model.prepare_params(p._asdict(), prepared), prepared)) for p in params]
+    np.testing.assert_allclose(result.trace.loglik, direct, rtol=1e-12)
