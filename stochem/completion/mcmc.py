@@ -44,6 +44,7 @@ from numpyro.infer.hmc import hmc
 
 from stochem import _validation
 from stochem.base import CompletionTransform
+from stochem.completion.monte_carlo import missing_capability
 
 _MODEL_CAPABILITIES = ("init_position", "potential_energy", "stats_from_positions")
 
@@ -141,12 +142,10 @@ class Mcmc:
 
     def _check_model(self, model) -> None:
         for name in _MODEL_CAPABILITIES:
-            try:
-                getattr(model, name)
-            except AttributeError as error:  # a model may explain why it lacks a capability
-                explained = hasattr(type(model), "__getattr__") and str(error) != name
-                reason = str(error) if explained else f"{type(model).__name__} has no {name}(...)"
-                raise TypeError(f"completion=mcmc(...) cannot complete this model: {reason}") from None
+            reason = missing_capability(model, name)
+            if reason is not None:
+                reason = reason or f"{type(model).__name__} has no {name}(...)"
+                raise TypeError(f"completion=mcmc(...) cannot complete this model: {reason}")
 
     def __call__(self, model) -> CompletionTransform:
         self._check_model(model)

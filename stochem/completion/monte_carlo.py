@@ -53,22 +53,35 @@ class MonteCarloLoglikState(NamedTuple):
     loglik: Any
 
 
+def missing_capability(model, name: str) -> str | None:
+    """``None`` if ``model`` has ``name``; else why not, in words ("" if the model does not say).
+
+    A model may explain why it lacks a capability (e.g. which latent sites are
+    continuous) by raising an ``AttributeError`` with a message from its own
+    ``__getattr__``; Python's generic "object has no attribute" is not an
+    explanation.
+    """
+    try:
+        getattr(model, name)
+    except AttributeError as error:
+        explained = hasattr(type(model), "__getattr__") and str(error) not in ("", name)
+        return str(error) if explained else ""
+    return None
+
+
 def require_capabilities(model, completion_name: str, *names: str, hint: str = "") -> None:
     """Raise a ``TypeError`` naming the first capability ``model`` lacks.
 
-    A model may explain why it lacks one (e.g. which latent sites are
-    continuous) in the ``AttributeError`` it raises; that explanation is kept,
-    and replaces the generic ``hint``.
+    The model's own explanation (see :func:`missing_capability`), when it
+    gives one, replaces the generic ``hint``.
     """
     for name in names:
-        try:
-            getattr(model, name)
-        except AttributeError as error:
-            reason = str(error) if str(error) and name not in str(error).split("'")[1:2] else ""
+        reason = missing_capability(model, name)
+        if reason is not None:
             raise TypeError(
                 f"completion={completion_name}(...) needs a model with {name}(...); "
                 f"{type(model).__name__} has none. " + (reason or hint)
-            ) from None
+            )
 
 
 def check_num_samples(num_samples, max_samples):

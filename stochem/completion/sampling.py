@@ -96,11 +96,14 @@ def stats_sampler(model, params, data):
     return (lambda key: model.suff_stats(data, model.sample_latent(key, params, data))), None
 
 
+def _draws_once_fused(model, max_samples: int) -> bool:
+    """Whether the single draw comes from the model's fused posterior-and-draw pass."""
+    return max_samples == 1 and hasattr(model, "sampled_stats_and_loglik")
+
+
 def gives_loglik(model, max_samples: int) -> bool:
     """Whether :func:`draw_stats` returns ℓ(θ) (computed by the model on the way) for this buffer size."""
-    if max_samples == 1 and hasattr(model, "sampled_stats_and_loglik"):
-        return True
-    return hasattr(model, "stats_sampler_and_loglik")
+    return _draws_once_fused(model, max_samples) or hasattr(model, "stats_sampler_and_loglik")
 
 
 def draw_stats(model, key, params, data, num_samples, max_samples: int) -> DrawnStats:
@@ -119,7 +122,7 @@ def draw_stats(model, key, params, data, num_samples, max_samples: int) -> Drawn
         num_samples: a Python int or traced int in ``1..max_samples``.
         max_samples: the buffer size (a Python int).
     """
-    if max_samples == 1 and hasattr(model, "sampled_stats_and_loglik"):
+    if _draws_once_fused(model, max_samples):
         # One draw: the model's fused pass (posterior and draw together) costs about one exact E-step.
         stats, loglik = model.sampled_stats_and_loglik(jax.random.fold_in(key, 0), params, data)
         per_draw = jax.tree_util.tree_map(lambda leaf: leaf[None], stats)

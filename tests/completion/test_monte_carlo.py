@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+import pytest
 
 import stochem as se
 from tests.mc_checks import assert_mean_matches, assert_sampled_stats_match_exact
@@ -44,3 +45,13 @@ def test_mcem_with_many_samples_ends_near_the_exact_fixed_point():
     # And the noise is what 500 samples should leave: far below stochastic EM's.
     stochastic = se.fit(MODEL, HEADS, completion=se.monte_carlo(1), init=START, num_iters=60, key=seeds)
     assert np.asarray(sampled.params.probs).std(axis=0).max() < np.asarray(stochastic.params.probs).std(axis=0).min()
+
+
+def test_a_model_without_a_sampler_is_told_what_to_use_instead():
+    class NoSampler:
+        pass
+
+    with pytest.raises(TypeError, match=r"sample_latent\(\.\.\.\); NoSampler has none\. Use completion=mcmc"):
+        se.monte_carlo(3)(NoSampler())
+    with pytest.raises(TypeError, match=r"expected_stats\(\.\.\.\); NoSampler has none\. Use completion=monte_carlo"):
+        se.exact()(NoSampler())
