@@ -93,6 +93,12 @@ def _per_run(runs: pd.DataFrame, jobs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _median_min_max(group: pd.DataFrame, column: str) -> dict:
+    """``{column}_median``, ``{column}_min`` and ``{column}_max`` over the seeds of one group."""
+    values = group[column]
+    return {f"{column}_median": values.median(), f"{column}_min": values.min(), f"{column}_max": values.max()}
+
+
 def summarize(runs: pd.DataFrame, jobs: pd.DataFrame) -> pd.DataFrame:
     """The summary table (see the module docstring for the columns)."""
     per_run = _per_run(runs, jobs).merge(jobs, on="job")
@@ -106,17 +112,11 @@ def summarize(runs: pd.DataFrame, jobs: pd.DataFrame) -> pd.DataFrame:
             "seeds": len(group),
             "iterations_median": group["iterations"].median(),
             "final_num_samples_median": pd.to_numeric(group["final_num_samples"], errors="coerce").median(),
-            "final_loglik_gap_median": group["final_loglik_gap"].median(),
-            "final_loglik_gap_min": group["final_loglik_gap"].min(),
-            "final_loglik_gap_max": group["final_loglik_gap"].max(),
-            "final_distance_median": group["final_distance"].median(),
-            "final_distance_min": group["final_distance"].min(),
-            "final_distance_max": group["final_distance"].max(),
+            **_median_min_max(group, "final_loglik_gap"),
+            **_median_min_max(group, "final_distance"),
             "distance_tol": group["distance_tol"].iloc[0],
             "reached": f"{int(reached.sum())}/{len(group)}",
-            "iters_to_tol_median": group["iters_to_tol"].median(),
-            "iters_to_tol_min": group["iters_to_tol"].min(),
-            "iters_to_tol_max": group["iters_to_tol"].max(),
+            **_median_min_max(group, "iters_to_tol"),
             "seconds_to_tol_median": group["seconds_to_tol"].median(),
             "seconds_per_iter": group["seconds_per_iter"].median(),
             "compile_seconds": group["compile_seconds"].median(),

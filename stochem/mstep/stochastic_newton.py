@@ -17,9 +17,9 @@ step. With Σ γ_k = ∞, Σ γ_k² < ∞ (e.g. :func:`stochem.saem_step_size`) 
 a Robbins–Monro recursion for the root of the score ∇ℓ(u) = 0: the iterates
 converge to a stationary point of ℓ (the MLE) with noise that decreases like
 √γ_k, while the draws per iteration stay fixed. H only scales the steps; if
-its smoothed value is not positive definite the step falls back to the
-gradient scaled by the largest curvature seen (``H`` is then its diagonal,
-floored at a small positive number).
+its smoothed value is not positive definite (its Cholesky factor fails), the
+step falls back to the gradient divided by the largest diagonal entry of H
+in absolute value (at least 1e-8).
 """
 
 from __future__ import annotations
