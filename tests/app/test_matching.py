@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import stochem as se
-from stochem.app.matching import NO_SYMMETRY, Symmetry, distance, distance_trace, match_components, symmetry_of
+from stochem.app.matching import NO_SYMMETRY, Symmetry, distance, distance_trace, symmetry_of
+from tests.app.matching_checks import assert_every_relabelling_matches_back
 
 
 def random_mixture(rng, num_components=4, dim=2):
@@ -36,12 +37,8 @@ def brute_force_distance(params, reference, fields):
 def test_relabelled_components_are_at_distance_zero():
     rng = np.random.default_rng(0)
     reference = random_mixture(rng)
-    for order in itertools.permutations(range(4)):
-        shuffled = {name: value[list(order)] for name, value in reference.items()}
-        assert distance(shuffled, reference, MIXTURE) == pytest.approx(0.0, abs=1e-12)
-        matched = match_components(shuffled, reference, MIXTURE)
-        for name in reference:
-            np.testing.assert_array_equal(matched[name], reference[name])
+    assert_every_relabelling_matches_back(
+        reference, lambda params, order: {name: value[list(order)] for name, value in params.items()}, MIXTURE, 4)
 
 
 @pytest.mark.parametrize("seed", range(5))

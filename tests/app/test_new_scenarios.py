@@ -28,9 +28,10 @@ from scipy import integrate, optimize, stats
 import stochem as se
 from stochem.app import datasets, quadrature, reference, scenarios, settings
 from stochem.app.job import TABLE_COLUMNS
-from stochem.app.matching import MAX_ENUMERATED_STATES, distance, match_components, symmetry_of
+from stochem.app.matching import MAX_ENUMERATED_STATES, distance, symmetry_of
 from stochem.app.settings import ConfigError
 from stochem.models.numpyro_model import estimate_loglik
+from tests.app.matching_checks import assert_every_relabelling_matches_back
 from tests.mc_checks import z_threshold
 
 
@@ -96,13 +97,7 @@ HMM = symmetry_of(se.models.HiddenMarkovModel(3, "categorical", num_categories=3
 @pytest.mark.parametrize("num_states", [2, 3, 4])
 def test_relabelled_hmm_states_are_matched_back(num_states):
     rng = np.random.default_rng(num_states)
-    params = random_hmm(rng, num_states)
-    for order in itertools.permutations(range(num_states)):
-        shuffled = relabel(params, order)
-        assert distance(shuffled, params, HMM) == pytest.approx(0.0, abs=1e-12)
-        matched = match_components(shuffled, params, HMM)
-        for name in params:
-            np.testing.assert_array_equal(matched[name], params[name])
+    assert_every_relabelling_matches_back(random_hmm(rng, num_states), relabel, HMM, num_states)
 
 
 @pytest.mark.parametrize("seed", range(6))
