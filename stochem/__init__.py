@@ -7,6 +7,7 @@ from stochem import models
 from stochem.acceleration import squarem
 from stochem.averaging import polyak_average
 from stochem.base import CompletionTransform, EMAlgorithm, EMInfo, EMState, MStepTransform
+from stochem.devices import use_cpu_cores
 from stochem.completion import (
     StatsTransform,
     ascent_monte_carlo,
@@ -54,6 +55,7 @@ __all__ = [
     "squarem",
     "standard_errors",
     "stochastic_newton",
+    "use_cpu_cores",
     "build_em",
     "closed_form",
     "exact",

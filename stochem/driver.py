@@ -16,8 +16,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec
 
-from stochem import _validation
+from stochem import _validation, devices
 from stochem.completion import Exact, exact
 from stochem.em import build, completion_diagnostics, observed_loglik
 from stochem.mstep import closed_form
@@ -253,11 +254,32 @@ def _map_over_seeds(run):
     return mapped
 
 
+def _spread_over_devices(vmapped):
+    """Vmapped seeds, with an equal share of them on each device when there are several.
+
+    Each device runs its seeds under ``vmap`` (:func:`stochem.devices.seeds_mesh`);
+    while they are traced, passes over the data stay on their own device. The
+    seeds never exchange values, so no collective crosses devices (the
+    replication check of ``shard_map`` is off: the loop's carries start as
+    replicated zeros).
+    """
+    def spread(keys, init_params, data):
+        mesh = devices.seeds_mesh(keys.shape[0])
+        if mesh is None:
+            return vmapped(keys, init_params, data)
+        seeds, replicated = PartitionSpec(devices.SEEDS_AXIS), PartitionSpec()
+        with devices.spreading_seeds():
+            return jax.shard_map(vmapped, mesh=mesh, in_specs=(seeds, replicated, replicated),
+                                 out_specs=seeds, check_vma=False)(keys, init_params, data)
+
+    return spread
+
+
 @functools.lru_cache(maxsize=64)
 def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, batched, has_init):
     run = functools.partial(_run_one, model, completion, mstep, fixed, accelerator, num_iters, tol, loglik)
     if batched and getattr(completion, "vmap_seeds", True):
-        run = jax.vmap(run, in_axes=(0, None, None))
+        run = _spread_over_devices(jax.vmap(run, in_axes=(0, None, None)))
     elif batched:  # one seed after another, inside the same compiled program
         run = _map_over_seeds(run)
     if has_init:

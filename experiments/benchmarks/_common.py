@@ -22,6 +22,8 @@ if str(REPOSITORY) not in sys.path:
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from stochem.devices import use_cpu_cores  # noqa: E402
+
 jax.config.update("jax_enable_x64", True)
 
 
@@ -30,9 +32,13 @@ def arguments(description: str, **extra) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small sizes and one repeat (a smoke test)")
     parser.add_argument("--goals-json", default=None, help="also write the goal checks to this JSON file")
+    parser.add_argument("--cpu-devices", type=int, default=None,
+                        help="JAX CPU devices for stochem (default: one per core; 1 = JAX's default)")
     for name, (kind, default, text) in extra.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, help=text)
-    return parser.parse_args()
+    args = parser.parse_args()
+    use_cpu_cores(args.cpu_devices)  # before any JAX computation
+    return args
 
 
 def timed(fn, repeats: int):
@@ -111,6 +117,7 @@ def machine_summary(rates: dict | None = None) -> dict:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "jax": jax.__version__,
+        "JAX devices (stochem spreads seeds or points over them)": f"{jax.device_count()} {jax.default_backend()}",
         "load average (1 min) at start": round(os.getloadavg()[0], 2),
     }
     if rates is not None:

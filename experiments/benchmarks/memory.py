@@ -29,6 +29,7 @@ CHILD = textwrap.dedent("""
     jax.config.update("jax_enable_x64", True)
     import numpy as np
     import stochem as se
+    se.use_cpu_cores({cpu_devices})
     num_points, completion, num_iters = {num_points}, {completion!r}, {num_iters}
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, num_points)
@@ -56,11 +57,12 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def peak_of(num_points: int, completion: str, num_iters: int) -> dict:
+def peak_of(num_points: int, completion: str, num_iters: int, cpu_devices: int | None) -> dict:
     """Run one fit in a fresh interpreter; ``{"peak_bytes", "seconds"}`` (compile included)."""
     num_samples = int(completion[len("monte_carlo("):-1]) if completion.startswith("monte_carlo(") else 1
     code = CHILD.format(repository=str(_common.REPOSITORY), num_points=num_points, completion=completion,
-                        num_iters=num_iters, num_components=NUM_COMPONENTS, num_samples=num_samples)
+                        num_iters=num_iters, num_components=NUM_COMPONENTS, num_samples=num_samples,
+                       cpu_devices=cpu_devices)
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(output.stdout.strip().splitlines()[-1])
 
@@ -74,7 +76,7 @@ def main():
                           f"{NUM_ITERS} iterations", _common.machine_summary())
     rows, peaks = [], {}
     for completion in completions:
-        measured = peak_of(num_points, completion, NUM_ITERS)
+        measured = peak_of(num_points, completion, NUM_ITERS, args.cpu_devices)
         name = "(import, simulate the data; no fit)" if completion == "none" else completion
         rows.append([name, f"{measured['peak_bytes'] / 2**20:.0f}", f"{measured['before_fit_bytes'] / 2**20:.0f}",
                      f"{num_points * 8 / 2**20:.0f}", f"{measured['seconds']:.1f}"])
@@ -87,6 +89,7 @@ def main():
         {"goal": f"1-D GMM, N={num_points:,}: peak RSS of exact EM", "target": "< 2 GiB",
          "measured": f"{peaks['exact'] / 2**30:.2f} GiB", "met": peaks["exact"] < 2**30 * 2},
     ])
+
 
 if __name__ == "__main__":
     main()

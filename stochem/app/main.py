@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from stochem.app import job
+from stochem.devices import use_cpu_cores
 from stochem.app.paths import config_dir
 from stochem.app.settings import ConfigError
 
@@ -38,7 +39,12 @@ def run_job(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Run the Hydra app on ``sys.argv`` (float64 enabled before any JAX work)."""
+    """Run the Hydra app on ``sys.argv`` (float64 and one CPU device per core, before any JAX work).
+
+    ``JAX_NUM_CPU_DEVICES`` in the environment, when set, decides the number of CPU devices instead.
+    """
     jax.config.update("jax_enable_x64", True)
+    if "JAX_NUM_CPU_DEVICES" not in os.environ:
+        use_cpu_cores()
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # no "no TPU found" notes
     hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(run_job)()

@@ -22,6 +22,7 @@ from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem.models import _gaussian
+from stochem.models._blocks import block_size_for, map_and_sum_blocks, sum_blocks
 from stochem.models.base import FiniteLatentModel
 
 COVARIANCE_TYPES = tuple(_gaussian.STRUCTURES)
@@ -347,87 +348,7 @@ class GaussianMixture(FiniteLatentModel):
         )
 
 
-# --- passes over blocks of points (rows of the data) -----------------------------------------------------------
-
-# A block's widest intermediates (``[K·D, B]`` whitened points and weighted points)
-# hold about this many numbers: small enough to stay in the L2 cache and to keep
-# XLA from splitting each small operation over threads (which costs more than
-# it gains at these sizes), large enough to amortize the per-block dispatch.
-# Measured on a 2-core CPU: B = 256 for K·D = 40 and B = 4096 for K·D = 3 are best.
-_BLOCK_NUMBERS = 2**14
-_BLOCK_SIZE_RANGE = (64, 4096)
-
-
-def block_size_for(num_points: int, width: int) -> int:
-    """The largest power of two ``B`` with ``B · width <= 2^14``, within 64..4096, at most ``num_points``."""
-    size = min(max(_BLOCK_NUMBERS // max(width, 1), _BLOCK_SIZE_RANGE[0]), _BLOCK_SIZE_RANGE[1])
-    return min(1 << (size.bit_length() - 1), num_points)
-
-
-def _blocks(arrays, axes, index, block_size):
-    """Block ``index`` of each array along its points axis."""
-    return [jax.lax.dynamic_slice_in_dim(array, index * block_size, block_size, axis=axis)
-            for array, axis in zip(arrays, axes)]
-
-
-def _tails(arrays, axes, start):
-    """What follows the full blocks, for each array."""
-    return [jax.lax.slice_in_dim(array, start, array.shape[axis], axis=axis) for array, axis in zip(arrays, axes)]
-
-
-def sum_blocks(fn, block_size: int, arrays, axes):
-    """``Σ_b fn(b, *blocks b of arrays)``, each array cut along its points axis in ``axes``.
-
-    ``fn`` returns a pytree of arrays. The full blocks run in a ``fori_loop``
-    that slices the arrays in place, the last shorter block in one more call,
-    so memory holds one block's intermediates at a time.
-    """
-    num_full, tail = divmod(arrays[0].shape[axes[0]], block_size)
-    total = None
-    if num_full == 1:
-        total = fn(0, *_blocks(arrays, axes, 0, block_size))
-    elif num_full > 1:
-        template = jax.eval_shape(lambda: fn(0, *_blocks(arrays, axes, 0, block_size)))
-        zeros = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), template)
-
-        def accumulate(index, acc):
-            return jax.tree_util.tree_map(jnp.add, acc, fn(index, *_blocks(arrays, axes, index, block_size)))
-
-        total = jax.lax.fori_loop(0, num_full, accumulate, zeros)
-    if tail:
-        last = fn(num_full, *_tails(arrays, axes, num_full * block_size))
-        total = last if total is None else jax.tree_util.tree_map(jnp.add, total, last)
-    return total
-
-
-def map_and_sum_blocks(fn, block_size: int, arrays, axes):
-    """``fn(b, *blocks b of arrays) -> (mapped, summed)`` for every block.
-
-    Returns:
-        ``(mapped, summed)``: the ``mapped`` arrays of all blocks joined along
-        their last axis, and the ``summed`` pytrees added over blocks.
-    """
-    num_points = arrays[0].shape[axes[0]]
-    if num_points <= block_size:
-        return fn(0, *arrays)
-    num_full, tail = divmod(num_points, block_size)
-    template, summed_template = jax.eval_shape(lambda: fn(0, *_blocks(arrays, axes, 0, block_size)))
-    output = jnp.zeros(template.shape[:-1] + (num_points,), template.dtype)
-    zeros = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), summed_template)
-
-    def write(index, carry):
-        out, total = carry
-        block, summed = fn(index, *_blocks(arrays, axes, index, block_size))
-        out = jax.lax.dynamic_update_slice_in_dim(out, block, index * block_size, axis=-1)
-        return out, jax.tree_util.tree_map(jnp.add, total, summed)
-
-    output, total = jax.lax.fori_loop(0, num_full, write, (output, zeros))
-    if tail:
-        start = num_full * block_size
-        block, summed = fn(num_full, *_tails(arrays, axes, start))
-        output = output.at[..., start:].set(block)
-        total = jax.tree_util.tree_map(jnp.add, total, summed)
-    return output, total
+# --- per-block numerics -------------------------------------------------------------------------------------
 
 
 def _normalize_columns(table_t):

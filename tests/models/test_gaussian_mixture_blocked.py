@@ -11,7 +11,7 @@ import pytest
 from scipy.special import logsumexp
 
 import stochem as se
-from stochem.models import gaussian_mixture
+from stochem.models import _blocks, gaussian_mixture
 
 REG_COVAR = 1e-6
 
@@ -102,8 +102,8 @@ def test_block_passes_cover_every_point_once(num_points, block_size):
     def block(index, rows):
         return rows.T * 10.0, jnp.sum(rows, axis=0)
 
-    total = gaussian_mixture.sum_blocks(lambda index, rows: jnp.sum(rows, axis=0), block_size, (values,), (0,))
-    mapped, summed = gaussian_mixture.map_and_sum_blocks(block, block_size, (values,), (0,))
+    total = _blocks.sum_blocks(lambda index, rows: jnp.sum(rows, axis=0), block_size, (values,), (0,))
+    mapped, summed = _blocks.map_and_sum_blocks(block, block_size, (values,), (0,))
     np.testing.assert_allclose(total, values.sum(axis=0))
     np.testing.assert_allclose(summed, values.sum(axis=0))
     np.testing.assert_allclose(mapped, values.T * 10.0)

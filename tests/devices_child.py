@@ -1,0 +1,96 @@
+"""What ``test_devices.py`` computes on one device (its own process) and on two (a child process).
+
+Run as a script it is the child: ``JAX_NUM_CPU_DEVICES=2 python tests/devices_child.py OUT.npz``
+writes every result of :func:`compare_across_devices` and :func:`two_device_only` to ``OUT.npz``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+jax.config.update("jax_enable_x64", True)
+
+if __name__ == "__main__":  # the child: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import stochem as se  # noqa: E402
+from stochem import devices  # noqa: E402
+
+# Two equal shares of at least MIN_POINTS_PER_DEVICE points, and one point left over.
+LARGE = 2 * devices.MIN_POINTS_PER_DEVICE + 1
+SMALL = 300
+NUM_DRAWS = 40
+
+
+def clusters(num_points: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.array([[-3.0, 0.0], [0.0, 2.0], [3.0, -1.0]])
+    labels = rng.integers(0, 3, num_points)
+    return centres[labels] + rng.standard_normal((num_points, 2)) * np.array([1.0, 0.6])
+
+
+def start(covariance_type: str):
+    covariances = {"full": np.stack([np.eye(2)] * 3), "diag": np.ones((3, 2))}[covariance_type]
+    return {"weights": np.full(3, 1 / 3), "means": np.array([[-1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]),
+            "covariances": covariances}
+
+
+def compare_across_devices() -> dict:
+    """Results that must not depend on the number of devices (up to rounding)."""
+    large, small = clusters(LARGE), clusters(SMALL, seed=1)
+    results = {}
+    for covariance_type in ("full",):
+        model = se.models.GaussianMixture(3, covariance_type=covariance_type)
+        fitted = se.fit(model, large, init=start(covariance_type), num_iters=4)
+        results[f"{covariance_type}_means"] = fitted.params.means
+        results[f"{covariance_type}_loglik"] = fitted.trace.loglik
+    model = se.models.GaussianMixture(3)
+    params = model.prepare_params(start("full"), model.prepare_data(large))
+    data = model.prepare_data(large)
+    results["loglik_gradient"] = jax.grad(lambda means: model.log_marginal(params._replace(means=means), data))(
+        params.means)
+    shifted = jnp.stack([params.means, params.means + 0.5])
+    results["vmapped_counts"] = jax.vmap(
+        lambda means: model.expected_stats(params._replace(means=means), data).counts)(shifted)
+    seeds = [0, 1, 2, 3]  # an equal share of seeds per device
+    results["seeds_exact_means"] = se.fit(model, small, key=seeds, num_iters=5).params.means
+    results["seeds_sampled_means"] = se.fit(model, small, completion=se.monte_carlo(2), init=start("full"),
+                                            key=seeds, num_iters=5).params.means
+    return {name: np.asarray(value) for name, value in results.items()}
+
+
+def two_device_only() -> dict:
+    """Sampled completions over points cut between devices: the same draw by both routes, and many draws."""
+    model = se.models.GaussianMixture(3)
+    data = model.prepare_data(clusters(LARGE))
+    params = model.prepare_params(start("full"), data)
+    key = jax.random.key(7)
+    fused, fused_loglik = model.sampled_stats_and_loglik(key, params, data)
+    sampler, sampler_loglik = model.stats_sampler_and_loglik(params, data)
+    draws = jax.vmap(lambda index: sampler(jax.random.fold_in(key, index)).counts)(jnp.arange(NUM_DRAWS))
+    # Two identical halves, one per device: had both devices the same random stream, every
+    # point would be drawn twice alike and every count would be even.
+    mirrored = jnp.concatenate([data[:devices.MIN_POINTS_PER_DEVICE]] * 2)
+    mirrored_sampler, _ = model.stats_sampler_and_loglik(params, mirrored)
+    mirrored_counts = jax.vmap(lambda index: mirrored_sampler(jax.random.fold_in(key, index)).counts)(
+        jnp.arange(10))
+    return {
+        "num_devices": np.asarray(jax.device_count()),
+        "mirrored_counts": np.asarray(mirrored_counts),
+        "points_are_cut": np.asarray(devices.points_mesh(LARGE) is not None),
+        "fused_counts": np.asarray(fused.counts), "sampler_counts": np.asarray(sampler(key).counts),
+        "fused_second": np.asarray(fused.second_moments), "sampler_second": np.asarray(sampler(key).second_moments),
+        "fused_loglik": np.asarray(fused_loglik), "sampler_loglik": np.asarray(sampler_loglik),
+        "exact_loglik": np.asarray(model.log_marginal(params, data)),
+        "exact_counts": np.asarray(model.expected_stats(params, data).counts),
+        "drawn_counts": np.asarray(draws),
+    }
+
+
+if __name__ == "__main__":
+    np.savez(sys.argv[1], **compare_across_devices(), **two_device_only())
