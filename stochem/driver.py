@@ -2,7 +2,8 @@
 
 The whole loop runs inside one ``jax.jit``: ``lax.scan`` for a fixed number of
 iterations, or ``lax.while_loop`` when a tolerance may stop it early. Several
-seeds run under ``jax.vmap`` in the same compiled program. The compiled program
+seeds run under ``jax.vmap`` in the same compiled program, shared out over the
+devices when there are several (:mod:`stochem.devices`). The compiled program
 is cached on the (hashable) model, completion, M-step and loop settings, so a
 second call with the same shapes does not retrace.
 """
@@ -318,7 +319,9 @@ def fit(
         key: an int seed, or a list of int seeds / an array of PRNG keys to run
             one EM per seed, vmapped in a single compiled program (MCMC
             completions run their seeds one after another in that program,
-            see ``stochem.mcmc``).
+            see ``stochem.mcmc``). With several devices and a number of seeds
+            they divide evenly, each device runs its share of the seeds
+            (``stochem.devices``; ``se.use_cpu_cores`` for CPU cores).
         num_iters: maximum number of EM iterations ``T``.
         tol: stop once the observed-data log-likelihood changes by at most
             ``tol`` between iterations (needs a tractable likelihood). ``None``

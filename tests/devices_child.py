@@ -52,11 +52,12 @@ def compare_across_devices() -> dict:
     model = se.models.GaussianMixture(3)
     params = model.prepare_params(start("full"), model.prepare_data(large))
     data = model.prepare_data(large)
-    results["loglik_gradient"] = jax.grad(lambda means: model.log_marginal(params._replace(means=means), data))(
-        params.means)
+    gradient = jax.grad(lambda means, data: model.log_marginal(params._replace(means=means), data))
+    results["loglik_gradient"] = jax.jit(gradient)(params.means, data)
     shifted = jnp.stack([params.means, params.means + 0.5])
-    results["vmapped_counts"] = jax.vmap(
-        lambda means: model.expected_stats(params._replace(means=means), data).counts)(shifted)
+    counts = jax.vmap(lambda means, data: model.expected_stats(params._replace(means=means), data).counts,
+                      in_axes=(0, None))
+    results["vmapped_counts"] = jax.jit(counts)(shifted, data)
     seeds = [0, 1, 2, 3]  # an equal share of seeds per device
     results["seeds_exact_means"] = se.fit(model, small, key=seeds, num_iters=5).params.means
     results["seeds_sampled_means"] = se.fit(model, small, completion=se.monte_carlo(2), init=start("full"),
@@ -69,26 +70,29 @@ def two_device_only() -> dict:
     model = se.models.GaussianMixture(3)
     data = model.prepare_data(clusters(LARGE))
     params = model.prepare_params(start("full"), data)
-    key = jax.random.key(7)
+    results = jax.jit(lambda params, data: _sampled_results(model, params, data, jax.random.key(7)))(params, data)
+    return {"num_devices": np.asarray(jax.device_count()),
+            "points_are_cut": np.asarray(devices.points_mesh(LARGE) is not None),
+            **{name: np.asarray(value) for name, value in results.items()}}
+
+
+def _sampled_results(model, params, data, key):
     fused, fused_loglik = model.sampled_stats_and_loglik(key, params, data)
     sampler, sampler_loglik = model.stats_sampler_and_loglik(params, data)
-    draws = jax.vmap(lambda index: sampler(jax.random.fold_in(key, index)).counts)(jnp.arange(NUM_DRAWS))
     # Two identical halves, one per device: had both devices the same random stream, every
     # point would be drawn twice alike and every count would be even.
     mirrored = jnp.concatenate([data[:devices.MIN_POINTS_PER_DEVICE]] * 2)
     mirrored_sampler, _ = model.stats_sampler_and_loglik(params, mirrored)
-    mirrored_counts = jax.vmap(lambda index: mirrored_sampler(jax.random.fold_in(key, index)).counts)(
-        jnp.arange(10))
     return {
-        "num_devices": np.asarray(jax.device_count()),
-        "mirrored_counts": np.asarray(mirrored_counts),
-        "points_are_cut": np.asarray(devices.points_mesh(LARGE) is not None),
-        "fused_counts": np.asarray(fused.counts), "sampler_counts": np.asarray(sampler(key).counts),
-        "fused_second": np.asarray(fused.second_moments), "sampler_second": np.asarray(sampler(key).second_moments),
-        "fused_loglik": np.asarray(fused_loglik), "sampler_loglik": np.asarray(sampler_loglik),
-        "exact_loglik": np.asarray(model.log_marginal(params, data)),
-        "exact_counts": np.asarray(model.expected_stats(params, data).counts),
-        "drawn_counts": np.asarray(draws),
+        "fused_counts": fused.counts, "sampler_counts": sampler(key).counts,
+        "fused_second": fused.second_moments, "sampler_second": sampler(key).second_moments,
+        "fused_loglik": fused_loglik, "sampler_loglik": sampler_loglik,
+        "exact_loglik": model.log_marginal(params, data),
+        "exact_counts": model.expected_stats(params, data).counts,
+        "drawn_counts": jax.lax.map(lambda index: sampler(jax.random.fold_in(key, index)).counts,
+                                    jnp.arange(NUM_DRAWS)),
+        "mirrored_counts": jax.lax.map(lambda index: mirrored_sampler(jax.random.fold_in(key, index)).counts,
+                                       jnp.arange(10)),
     }
 
 
