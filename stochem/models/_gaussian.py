@@ -100,12 +100,14 @@ def check_reg_covar(reg_covar) -> float:
     The one check behind every Gaussian model's ``reg_covar`` argument (the
     amount added to the diagonal of each covariance in the M-step).
     """
+    if isinstance(reg_covar, bool):
+        raise TypeError(f"reg_covar must be a non-negative number, got {reg_covar!r}.")
     try:
         value = float(reg_covar)
     except (TypeError, ValueError):
         raise TypeError(f"reg_covar must be a non-negative number, got {reg_covar!r}.") from None
     if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"reg_covar must be a finite number >= 0 (default 1e-6), got {value}.")
+        raise ValueError(f"reg_covar must be a finite number >= 0 (e.g. 1e-6), got {value}.")
     return value
 
 

@@ -28,7 +28,6 @@ identity block adds 0 to the log-determinant.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import NamedTuple
 
 import jax
@@ -38,6 +37,7 @@ from jax.scipy.linalg import solve_triangular
 from numpyro.distributions import constraints
 
 from stochem import _validation
+from stochem.models import _gaussian
 from stochem.models.base import ModelBase
 
 
@@ -112,15 +112,7 @@ class MissingGaussian(ModelBase):
     constraints = {"mean": constraints.real_vector, "covariance": constraints.positive_definite}
 
     def __post_init__(self):
-        if isinstance(self.reg_covar, bool):
-            raise TypeError(f"reg_covar must be a non-negative number, got {self.reg_covar!r}.")
-        try:
-            reg_covar = float(self.reg_covar)
-        except (TypeError, ValueError):
-            raise TypeError(f"reg_covar must be a non-negative number, got {self.reg_covar!r}.") from None
-        if not (math.isfinite(reg_covar) and reg_covar >= 0):
-            raise ValueError(f"reg_covar must be a finite number >= 0, got {reg_covar}.")
-        object.__setattr__(self, "reg_covar", reg_covar)
+        object.__setattr__(self, "reg_covar", _gaussian.check_reg_covar(self.reg_covar))
 
     # ----------------------------------------------------------------- input
     def prepare_data(self, data):

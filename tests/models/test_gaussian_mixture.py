@@ -361,6 +361,8 @@ def test_bad_model_arguments_are_rejected():
         se.models.GaussianMixture(2, init_method="kmeans")
     with pytest.raises(ValueError, match="reg_covar"):
         se.models.GaussianMixture(2, reg_covar=-1e-3)
+    with pytest.raises(TypeError, match="reg_covar"):
+        se.models.GaussianMixture(2, reg_covar=True)
     with pytest.raises(TypeError, match="num_components"):
         se.models.GaussianMixture(2.5)
     with pytest.raises(ValueError, match="num_components"):
