@@ -190,18 +190,23 @@ def _saem(cfg: DictConfig) -> CompletionSettings:
         sampler_label = f"mcmc {sampler_label}"
     else:
         sampler, sampler_label = se.monte_carlo(num_samples), f"S={num_samples}"
-    step_size, step_label = _step_size(cfg)
-    average_from = _average(cfg)
-    label = _with_average(f"saem {sampler_label} {step_label}", average_from)
-    return CompletionSettings("saem", label, num_samples, se.saem(sampler, step_size), average_from)
+    return _with_step_size(cfg, "saem", f"saem {sampler_label}", num_samples,
+                           lambda step_size: se.saem(sampler, step_size))
 
 
 def _online_em(cfg: DictConfig) -> CompletionSettings:
     batch_size = _get(cfg, "batch_size", integer, 1)
+    return _with_step_size(cfg, "online_em", f"online_em B={batch_size}", None,
+                           lambda step_size: se.online_em(batch_size, step_size))
+
+
+def _with_step_size(cfg: DictConfig, name: str, label: str, num_samples, build) -> CompletionSettings:
+    """Settings of a stochastic-approximation completion: ``build(step_size)``, with the
+    step-size and Polyak-averaging options of ``cfg`` read and added to ``label``."""
     step_size, step_label = _step_size(cfg)
     average_from = _average(cfg)
-    label = _with_average(f"online_em B={batch_size} {step_label}", average_from)
-    return CompletionSettings("online_em", label, None, se.online_em(batch_size, step_size), average_from)
+    return CompletionSettings(name, _with_average(f"{label} {step_label}", average_from), num_samples,
+                              build(step_size), average_from)
 
 
 def _incremental(cfg: DictConfig) -> CompletionSettings:
