@@ -3,13 +3,20 @@
 The public namespace only re-exports; see ``stochem.fit`` to start.
 """
 
-from stochem import models
+from stochem import capabilities, models
 from stochem.acceleration import squarem
 from stochem.averaging import polyak_average
-from stochem.base import CompletionTransform, EMAlgorithm, EMInfo, EMState, MStepTransform
+from stochem.base import (
+    CompletionInfo,
+    CompletionTransform,
+    EMAlgorithm,
+    EMInfo,
+    EMState,
+    MStepTransform,
+    StatsTransform,
+)
 from stochem.devices import use_cpu_cores
 from stochem.completion import (
-    StatsTransform,
     ascent_monte_carlo,
     chain,
     exact,
@@ -31,6 +38,7 @@ from stochem.standard_errors import StandardErrors, standard_errors
 from stochem.streaming import fit_stream
 
 __all__ = [
+    "CompletionInfo",
     "CompletionTransform",
     "EMAlgorithm",
     "EMInfo",
@@ -57,6 +65,7 @@ __all__ = [
     "stochastic_newton",
     "use_cpu_cores",
     "build_em",
+    "capabilities",
     "closed_form",
     "exact",
     "fit",

@@ -1,7 +1,10 @@
 """Checks on user input, run on concrete values before anything is traced.
 
 Every check raises ``ValueError`` or ``TypeError`` with a message that names the
-argument and says how to fix it.
+argument and says how to fix it. Errors about one named argument are
+:class:`ArgumentError` / :class:`ArgumentTypeError`, whose ``argument``
+attribute names it, so callers (the app) can point at their own option of that
+name without reading the message.
 """
 
 from __future__ import annotations
@@ -13,16 +16,57 @@ import numpy as np
 _DISTRIBUTION_ATOL = 1e-6
 
 
+class ArgumentError(ValueError):
+    """A bad value for one named argument.
+
+    Attributes:
+        argument: the argument's name, e.g. ``"num_samples"``.
+    """
+
+    def __init__(self, argument: str, message: str):
+        super().__init__(message)
+        self.argument = argument
+
+
+class ArgumentTypeError(TypeError):
+    """A value of the wrong type for one named argument (``argument`` names it)."""
+
+    def __init__(self, argument: str, message: str):
+        super().__init__(message)
+        self.argument = argument
+
+
+def check_fixed(params_type, fixed, *, init_given: bool = True, model_name: str = "the model") -> tuple[str, ...]:
+    """``fixed`` as a tuple of parameter field names of ``params_type``.
+
+    Args:
+        params_type: the model's params NamedTuple class.
+        fixed: a field name or a sequence of them.
+        init_given: whether the caller has the fixed values (``init`` given).
+        model_name: the model's name, for the message.
+    """
+    if isinstance(fixed, str):
+        fixed = (fixed,)
+    fixed = tuple(fixed)
+    unknown = [name for name in fixed if name not in params_type._fields]
+    if unknown:
+        raise ArgumentError("fixed", f"fixed names unknown parameters {unknown}; {model_name} has "
+                                     f"{list(params_type._fields)}.")
+    if fixed and not init_given:
+        raise ArgumentError("fixed", "fixed parameters need their values: pass init= with them.")
+    return fixed
+
+
 def as_int(name: str, value, minimum: int) -> int:
     """``value`` as a Python int ``>= minimum``."""
     if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        raise ArgumentTypeError(name, f"{name} must be an integer >= {minimum}, got {value!r}.")
     try:
         value = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}.") from None
+        raise ArgumentTypeError(name, f"{name} must be an integer >= {minimum}, got {value!r}.") from None
     if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}.")
+        raise ArgumentError(name, f"{name} must be an integer >= {minimum}, got {value}.")
     return value
 
 
@@ -92,12 +136,17 @@ def check_positive_definite(name: str, matrices: np.ndarray) -> None:
         raise ValueError(f"{name} must be positive definite; add a small multiple of the identity.")
 
 
+def is_namedtuple(value) -> bool:
+    """Whether ``value`` is a NamedTuple instance (a tuple with named fields)."""
+    return isinstance(value, tuple) and hasattr(value, "_fields")  # the one test for a NamedTuple
+
+
 def params_from_user(params_type, value, argument: str = "init"):
     """Turn a params NamedTuple or a dict with the same field names into ``params_type``."""
     fields = params_type._fields
     if isinstance(value, params_type):
         return value
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
+    if is_namedtuple(value):
         value = value._asdict()
     if not isinstance(value, dict):
         raise TypeError(

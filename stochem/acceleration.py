@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 
 from stochem import _validation
-from stochem.base import EMAlgorithm, EMInfo
+from stochem.base import EMAlgorithm
+from stochem.capabilities import Constrained, TractableLikelihood, require
 from stochem.unconstrained import flat_unconstrained
 
 EM_EVALUATIONS_PER_ITERATION = 3
@@ -53,9 +54,9 @@ class Squarem:
         _validation.as_int("max_halvings", self.max_halvings, minimum=0)
 
     def check_model(self, model):
-        if not hasattr(model, "log_marginal"):
-            raise ValueError("squarem needs the observed-data log-likelihood for its safeguard; "
-                             f"{type(model).__name__} has no log_marginal.")
+        require(model, TractableLikelihood, "accelerator=squarem()",
+                "It needs the observed-data log-likelihood for its safeguard.")
+        require(model, Constrained, "accelerator=squarem()")
 
     def __call__(self, algorithm: EMAlgorithm, model, data, fixed=()) -> EMAlgorithm:
         max_halvings = self.max_halvings
@@ -97,7 +98,7 @@ class Squarem:
             )
             new_state, _ = algorithm.step(key3, state2._replace(params=extrapolated))
             diagnostics = SquaremDiagnostics(jnp.asarray(EM_EVALUATIONS_PER_ITERATION), alpha, halvings)
-            return new_state, EMInfo(loglik=info.loglik, diagnostics=diagnostics)
+            return new_state, info._replace(diagnostics=diagnostics)
 
         def init(params):
             return algorithm.init(params)

@@ -4,45 +4,124 @@ A *completion* (the E-step) and an *M-step* are optax-style pairs of pure
 functions. They are created in two stages, blackjax style: the public
 constructors (``stochem.exact()``, ``stochem.monte_carlo(10)``, ...) fix the
 hyperparameters and return a hashable *factory*; calling the factory with a
-model returns the pair of pure functions for that model.
+model checks that the model has the capabilities it needs
+(:mod:`stochem.capabilities`) and returns the pure functions for that model.
 
 Keeping factories hashable (frozen dataclasses) lets ``fit`` cache the compiled
 EM loop: calling ``fit`` again with equal arguments and the same shapes does not
 retrace.
+
+What a step computed besides its main output travels in an *info* NamedTuple
+(blackjax's ``(state, info)``), never inside a state: nobody asks a state what
+it holds.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
+import jax.numpy as jnp
+
 PyTree = Any
 Params = Any  # a model's parameter NamedTuple
 Stats = Any  # a model's sufficient statistics (pytree)
 
 
+class CompletionInfo(NamedTuple):
+    """What one completion step reports besides the statistics.
+
+    Attributes:
+        loglik: ℓ(θ_t) = log p(o; θ_t) when the step computed it on the way
+            (e.g. the normalizer of an exact posterior), else ``None``; whether
+            it is ``None`` is fixed for a given completion and model.
+        loglik_stderr: the Monte Carlo standard error of ``loglik`` (0 when it
+            is exact), or ``None`` with ``loglik``.
+        diagnostics: what the completion records each iteration (e.g. the
+            sample count in force and Monte Carlo standard errors), a pytree of
+            fixed structure, or ``()``.
+        converged: ``True`` once the completion's own stopping rule says the
+            run may stop (e.g. the ascent-based MCEM rule).
+        valid: ``False`` when the step went wrong (non-finite statistics, a
+            failed sampler); the driver stops or warns on it.
+    """
+
+    loglik: Any = None
+    loglik_stderr: Any = None
+    diagnostics: Any = ()
+    converged: Any = None
+    valid: Any = None
+
+
+def completion_info(loglik=None, loglik_stderr=None, diagnostics=(), converged=False, valid=True):
+    """A :class:`CompletionInfo` whose flags are arrays (so it can be stacked by ``lax.scan``).
+
+    ``loglik_stderr`` defaults to 0 when ``loglik`` is given (an exact value).
+    """
+    if loglik is not None and loglik_stderr is None:
+        loglik_stderr = jnp.zeros((), jnp.result_type(float))
+    return CompletionInfo(loglik, loglik_stderr, diagnostics, jnp.asarray(converged), jnp.asarray(valid))
+
+
+def _no_data_check(data) -> None:
+    """The default :attr:`CompletionTransform.check_data`: nothing to check."""
+    del data
+
+
 class CompletionTransform(NamedTuple):
-    """The E-step as two pure functions.
+    """The E-step as pure functions, plus the static facts the driver needs.
 
     Attributes:
         init: ``init(params, data) -> state``.
-        update: ``update(key, params, data, state) -> (stats, state)``; the PRNG
-            key comes first and is never stored in the state.
+        update: ``update(key, params, data, state) -> (stats, state, info)``
+            with ``info`` a :class:`CompletionInfo`; the PRNG key comes first
+            and is never stored in the state.
+        check_data: ``check_data(data)`` on the prepared, concrete data, before
+            anything is traced: raise ``ValueError`` naming the argument when
+            this completion cannot use them (e.g. a batch larger than the data).
+        stops_early: whether ``info.converged`` can end the run (a stopping
+            rule), so the driver runs a ``while_loop`` instead of a ``scan``.
+        vmap_seeds: whether several seeds may run under ``vmap``; ``False``
+            runs them one after another (``lax.map``) in the same program.
+
+    A wrapper (minibatch, chain) replaces ``init`` and ``update`` with
+    ``_replace`` and so keeps every other field of what it wraps.
     """
 
     init: Callable[[Params, PyTree], PyTree]
-    update: Callable[[Any, Params, PyTree, PyTree], tuple[Stats, PyTree]]
+    update: Callable[[Any, Params, PyTree, PyTree], tuple[Stats, PyTree, CompletionInfo]]
+    check_data: Callable[[PyTree], None] = _no_data_check
+    stops_early: bool = False
+    vmap_seeds: bool = True
+
+
+class StatsTransform(NamedTuple):
+    """A pure step that post-processes a completion's statistics (see :func:`stochem.chain`).
+
+    Attributes:
+        init: ``init(stats_template, params, data) -> state``; the template has
+            the shapes and dtypes of the statistics (``jax.ShapeDtypeStruct``
+            leaves).
+        update: ``update(key, params, data, state, stats, info) -> (stats,
+            state, info)``: the same arguments as a completion, plus the
+            statistics and info of the pieces before it.
+        stops_early: whether it may set ``info.converged`` (a stopping rule).
+    """
+
+    init: Callable[[Any, Params, PyTree], Any]
+    update: Callable[..., tuple[Stats, Any, CompletionInfo]]
+    stops_early: bool = False
 
 
 class MStepTransform(NamedTuple):
     """The M-step as two pure functions.
 
     Attributes:
-        init: ``init(params) -> state``.
-        update: ``update(stats, params, state) -> (new_params, state)``.
+        init: ``init(params, data) -> state``.
+        update: ``update(stats, state, params, data) -> (new_params, state)``.
     """
 
-    init: Callable[[Params], PyTree]
-    update: Callable[[Stats, Params, PyTree], tuple[Params, PyTree]]
+    init: Callable[[Params, PyTree], PyTree]
+    update: Callable[[Stats, PyTree, Params, PyTree], tuple[Params, PyTree]]
 
 
 class EMState(NamedTuple):
@@ -57,15 +136,21 @@ class EMInfo(NamedTuple):
     """What one EM step reports.
 
     Attributes:
-        loglik: observed-data log-likelihood at the step's input parameters
-            (NaN where it is intractable).
-        diagnostics: what the completion recorded this step (its state's
-            ``diagnostics`` field, e.g. the sample count in force and the Monte
-            Carlo standard errors), or an empty tuple.
+        loglik: observed-data log-likelihood ℓ(θ_t) at the step's input
+            parameters (NaN where it is intractable and was not estimated).
+        loglik_stderr: its Monte Carlo standard error (0 when exact, NaN when
+            not computed).
+        diagnostics: what the completion recorded this step, or ``()``.
+        converged: whether a stopping rule of the completion fired.
+        valid: ``False`` when the step went wrong: the completion said so, or
+            the new parameters are not finite.
     """
 
     loglik: Any
+    loglik_stderr: Any = None
     diagnostics: Any = ()
+    converged: Any = False
+    valid: Any = True
 
 
 class EMAlgorithm(NamedTuple):

@@ -1,291 +1,59 @@
-"""The driver: run EM compiled, for one seed or many seeds at once.
+"""The driver: ``fit`` checks its arguments, then runs EM compiled, for one seed or many seeds at once.
 
-The whole loop runs inside one ``jax.jit``: ``lax.scan`` for a fixed number of
-iterations, or ``lax.while_loop`` when a tolerance may stop it early. Several
-seeds run under ``jax.vmap`` in the same compiled program, shared out over the
-devices when there are several (:mod:`stochem.devices`). The compiled program
-is cached on the (hashable) model, completion, M-step and loop settings, so a
-second call with the same shapes does not retrace.
+The whole loop runs inside one ``jax.jit`` (:mod:`stochem.loop`): ``lax.scan``
+for a fixed number of iterations, or ``lax.while_loop`` when a tolerance or a
+completion's stopping rule may stop it early. Several seeds run under
+``jax.vmap`` in the same compiled program, shared out over the devices when
+there are several (:mod:`stochem.seeds`). The compiled program is cached on
+the (hashable) model, completion, M-step and loop settings, so a second call
+with the same shapes does not retrace.
 """
 
 from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import PartitionSpec
 
-from stochem import _validation, devices
+from stochem import _validation
+from stochem.capabilities import ClosedFormMStep, DefaultMStep, TractableLikelihood
 from stochem.completion import Exact, exact
-from stochem.em import build, completion_diagnostics, observed_loglik
+from stochem.keys import keys_from_user
+from stochem.loop import run_em
 from stochem.mstep import closed_form
+from stochem.results import FitResult, Trace
+from stochem.seeds import map_over_seeds, spread_over_devices
 
-# Number of times the EM loop has been traced; tests use it to prove that a
-# repeated call reuses the compiled program.
-trace_count = 0
-
-
-class Trace(NamedTuple):
-    """Per-iteration record of a run.
-
-    Attributes:
-        loglik: observed-data log-likelihood, shape ``[T + 1]`` (entry 0 is the
-            initial parameters; NaN where the model has no tractable likelihood
-            and no ``loglik=`` estimator was asked for).
-        params: the parameters stacked over iterations, leading axis ``T + 1``.
-        diagnostics: what the completion recorded at each step, leading axis
-            ``T`` (e.g. ``num_samples`` and ``stats_stderr`` for sampled
-            completions; an empty tuple for exact completion).
-        loglik_stderr: Monte Carlo standard error of ``loglik``, shape
-            ``[T + 1]``: 0 where ℓ is exact, the importance sampling standard
-            error with ``fit(..., loglik=importance_loglik(...))``, NaN where ℓ
-            was not computed.
-    """
-
-    loglik: Any
-    params: Any
-    diagnostics: Any = ()
-    loglik_stderr: Any = None
-
-
-class FitResult(NamedTuple):
-    """What ``fit`` returns.
-
-    Attributes:
-        params: final parameters.
-        trace: a :class:`Trace`.
-        num_iters: EM iterations run (``T``).
-        converged: whether a stopping rule ended the run: the tolerance on the
-            log-likelihood, or a completion's own rule (e.g. the ascent-based
-            MCEM's upper bound). Always ``False`` when neither applies.
-
-    With several seeds every field has a leading seed axis; ``num_iters`` and
-    ``converged`` are arrays, and trace entries past a seed's ``num_iters`` are
-    NaN.
-    """
-
-    params: Any
-    trace: Trace
-    num_iters: Any
-    converged: Any
-
-
-def _keys_from_user(key):
-    """Return ``(keys, batched)``; ``keys`` has a leading seed axis when batched.
-
-    Accepted: an int seed; a sequence / 1-D array of int seeds; a typed PRNG key
-    (scalar, or 1-D for several seeds); a raw ``uint32`` key of shape ``[2]`` or
-    ``[num_seeds, 2]``.
-    """
-    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.ndim > 1:
-            raise ValueError(f"key must be a scalar key or a 1-D array of keys, got shape {key.shape}.")
-        return key, key.ndim == 1
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        return jax.random.key(int(key)), False
-    array = np.asarray(key)
-    if array.dtype == np.uint32 and array.ndim in (1, 2) and array.shape[-1] == 2:
-        keys = jax.random.wrap_key_data(jnp.asarray(array))
-        return keys, array.ndim == 2
-    if array.ndim == 1 and array.size > 0 and np.issubdtype(array.dtype, np.integer):
-        return jax.vmap(jax.random.key)(jnp.asarray(array)), True
-    raise TypeError(
-        "key must be an int seed, a list of int seeds (one run per seed, vmapped), "
-        f"or a jax PRNG key / array of keys; got {key!r}."
-    )
-
-
-def _stops_early(completion, tol) -> bool:
-    """Whether the run may stop before num_iters: a log-likelihood tolerance or the completion's own rule."""
-    return tol is not None or getattr(completion, "has_stopping_rule", False)
-
-
-# The log-likelihood estimator draws from its own stream, fold_in(key, this):
-# opting in to an estimate leaves the EM iterates unchanged.
-_LOGLIK_STREAM = 0x4C4C
-
-
-def _loglik_recorder(model, loglik, key, data, num_iters):
-    """``record(iteration, params, computed) -> (loglik, stderr)`` for trace entry ``iteration``.
-
-    Without an estimator, the ℓ the EM step computed (``computed``) is kept,
-    with standard error 0 (NaN where ℓ is NaN). With one, ℓ(θ_t) is estimated
-    at iterations ``0, every, 2·every, …`` and at the last entry, NaN elsewhere.
-    """
-    if loglik is None:
-        def keep(iteration, params, computed):
-            del iteration, params
-            computed = jnp.asarray(computed, dtype=jnp.result_type(float))
-            return computed, jnp.where(jnp.isnan(computed), jnp.nan, 0.0)
-
-        return keep
-    estimate = loglik(model)
-    stream = jax.random.fold_in(key, _LOGLIK_STREAM)
-    dtype = jnp.result_type(float)
-
-    def record(iteration, params, computed):
-        del computed
-
-        def run():
-            value = estimate(jax.random.fold_in(stream, iteration), params, data)
-            return jnp.asarray(value.loglik, dtype), jnp.asarray(value.stderr, dtype)
-
-        def skip():
-            return jnp.full((), jnp.nan, dtype), jnp.full((), jnp.nan, dtype)
-
-        due = (iteration % loglik.every == 0) | (iteration == num_iters)
-        return jax.lax.cond(due, run, skip)
-
-    return record
-
-
-def _run_one(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, key, init_params, data):
-    """One EM run (traced).
-
-    Returns ``(params, loglik_trace, params_trace, diagnostics_trace, num_iters, converged, stderr_trace)``.
-    """
-    global trace_count
-    trace_count += 1
-    init_key, run_key = jax.random.split(key)
-    record_loglik = _loglik_recorder(model, loglik, key, data, num_iters)
-    if init_params is None:
-        init_params = model.init_params(init_key, data)
-    algorithm = build(model, data, completion, mstep, fixed)
-    if accelerator is not None:
-        algorithm = accelerator(algorithm, model, data, fixed)
-    state = algorithm.init(init_params)
-
-    if not _stops_early(completion, tol):
-
-        def body(state, step):
-            step_key, iteration = step
-            new_state, info = algorithm.step(step_key, state)
-            loglik_t, stderr_t = record_loglik(iteration, state.params, info.loglik)
-            return new_state, (loglik_t, stderr_t, state.params, info.diagnostics)
-
-        steps = (jax.random.split(run_key, num_iters), jnp.arange(num_iters))
-        state, (logliks, stderrs, params, diagnostics) = jax.lax.scan(body, state, steps)
-        final_loglik, final_stderr = record_loglik(
-            num_iters, state.params, observed_loglik(model, state.params, data))
-        logliks = jnp.append(logliks, final_loglik)
-        stderrs = jnp.append(stderrs, final_stderr)
-        params = jax.tree_util.tree_map(
-            lambda stacked, last: jnp.concatenate([stacked, last[None]]), params, state.params
-        )
-        return state.params, logliks, params, diagnostics, jnp.asarray(num_iters), jnp.asarray(False), stderrs
-
-    # Early stop inside the compiled loop: write iterates into buffers of
-    # length num_iters + 1 and stop once |ℓ(θ_t) − ℓ(θ_{t−1})| <= tol, or once
-    # the completion's own stopping rule (diagnostics.converged) fires.
-    def empty_buffer(leaf, length):
-        """NaN (or 0 for integers) buffer for ``length`` copies of ``leaf`` (an array or shape struct)."""
-        fill = jnp.nan if jnp.issubdtype(leaf.dtype, jnp.inexact) else 0
-        return jnp.full((length,) + tuple(leaf.shape), fill, leaf.dtype)
-
-    step_shapes = jax.eval_shape(algorithm.step, run_key, state)
-    buffers = (
-        jnp.full((num_iters + 1,), jnp.nan),
-        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, num_iters + 1), step_shapes[0].params),
-        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, num_iters), step_shapes[1].diagnostics),
-        jnp.full((num_iters + 1,), jnp.nan),
-    )
-
-    def write(buffers, index, loglik, params, stderr, diagnostics=None):
-        loglik_buffer, params_buffer, diagnostics_buffer, stderr_buffer = buffers
-        if diagnostics is not None:
-            diagnostics_buffer = jax.tree_util.tree_map(
-                lambda buf, leaf: buf.at[index].set(leaf), diagnostics_buffer, diagnostics
-            )
-        return (
-            loglik_buffer.at[index].set(loglik),
-            jax.tree_util.tree_map(lambda buf, leaf: buf.at[index].set(leaf), params_buffer, params),
-            diagnostics_buffer,
-            stderr_buffer.at[index].set(stderr),
-        )
-
-    def keep_going(carry):
-        iteration, _, _, converged, _ = carry
-        return (iteration < num_iters) & ~converged
-
-    def body(carry):
-        iteration, state, previous_loglik, _, buffers = carry
-        new_state, info = algorithm.step(jax.random.fold_in(run_key, iteration), state)
-        loglik_t, stderr_t = record_loglik(iteration, state.params, info.loglik)
-        buffers = write(buffers, iteration, loglik_t, state.params, stderr_t, info.diagnostics)
-        converged = jnp.asarray(getattr(info.diagnostics, "converged", False))
-        if tol is not None:
-            converged = converged | ((iteration > 0) & (jnp.abs(info.loglik - previous_loglik) <= tol))
-        return iteration + 1, new_state, info.loglik, converged, buffers
-
-    start = (jnp.asarray(0), state, jnp.asarray(jnp.nan), jnp.asarray(False), buffers)
-    iterations, state, _, converged, buffers = jax.lax.while_loop(keep_going, body, start)
-    final_loglik, final_stderr = record_loglik(
-        num_iters, state.params, observed_loglik(model, state.params, data))
-    logliks, params, diagnostics, stderrs = write(buffers, iterations, final_loglik, state.params, final_stderr)
-    return state.params, logliks, params, diagnostics, iterations, converged, stderrs
+__all__ = ["FitResult", "Trace", "fit", "warn_if_loglik_decreases"]
 
 
 def _default_mstep(model):
     """The model's closed form, else the M-step the model names as its default."""
-    if hasattr(model, "m_step"):
+    if isinstance(model, ClosedFormMStep):
         return closed_form()
-    default = getattr(model, "default_mstep", None)
-    if default is None:
-        raise TypeError(
-            f"{type(model).__name__} has no closed-form M-step; pass "
-            "mstep=stochem.gradient(optax.lbfgs(), num_steps=20) or another optax optimizer."
-        )
-    return default
-
-
-def _map_over_seeds(run):
-    """``run`` over a leading axis of keys with ``lax.map``: the seeds run in sequence.
-
-    For completions that declare ``vmap_seeds = False`` (MCMC): their seeds do
-    not gain from vectorization, and some inner loops misbehave under ``vmap``
-    (see :class:`stochem.completion.mcmc.Mcmc`). Results equal per-seed fits.
-    """
-    def mapped(keys, init_params, data):
-        return jax.lax.map(lambda key: run(key, init_params, data), keys)
-
-    return mapped
-
-
-def _spread_over_devices(vmapped):
-    """Vmapped seeds, with an equal share of them on each device when there are several.
-
-    Each device runs its seeds under ``vmap`` (:func:`stochem.devices.seeds_mesh`);
-    while they are traced, passes over the data stay on their own device. The
-    seeds never exchange values, so no collective crosses devices (the
-    replication check of ``shard_map`` is off: the loop's carries start as
-    replicated zeros).
-    """
-    def spread(keys, init_params, data):
-        mesh = devices.seeds_mesh(keys.shape[0])
-        if mesh is None:
-            return vmapped(keys, init_params, data)
-        seeds, replicated = PartitionSpec(devices.SEEDS_AXIS), PartitionSpec()
-        with devices.spreading_seeds():
-            return jax.shard_map(vmapped, mesh=mesh, in_specs=(seeds, replicated, replicated),
-                                 out_specs=seeds, check_vma=False)(keys, init_params, data)
-
-    return spread
+    if isinstance(model, DefaultMStep):
+        return model.default_mstep
+    raise TypeError(
+        f"{type(model).__name__} has no closed-form M-step; pass "
+        "mstep=stochem.gradient(optax.lbfgs(), num_steps=20) or another optax optimizer."
+    )
 
 
 @functools.lru_cache(maxsize=64)
 def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, batched, has_init):
-    run = functools.partial(_run_one, model, completion, mstep, fixed, accelerator, num_iters, tol, loglik)
-    if batched and getattr(completion, "vmap_seeds", True):
-        run = _spread_over_devices(jax.vmap(run, in_axes=(0, None, None)))
-    elif batched:  # one seed after another, inside the same compiled program
-        run = _map_over_seeds(run)
+    transform = completion(model)
+    # With no iteration to run there is nothing to stop (and no step to write a buffer for).
+    stops_early = (tol is not None or transform.stops_early) and num_iters > 0
+    run = functools.partial(run_em, model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
+                            stops_early)
+    if batched:
+        run = spread_over_devices(run) if transform.vmap_seeds else map_over_seeds(run)
     if has_init:
-        return jax.jit(run)
-    return jax.jit(lambda key, data: run(key, None, data))
+        return jax.jit(run), stops_early
+    return jax.jit(lambda key, data: run(key, None, data)), stops_early
 
 
 def fit(
@@ -358,23 +126,13 @@ def fit(
     if tol is not None:
         tol = float(tol)
         if not tol >= 0:
-            raise ValueError(f"tol must be a non-negative number or None, got {tol}.")
-        if not hasattr(model, "log_marginal"):
-            raise ValueError(
-                "tol needs the observed-data log-likelihood, which this model cannot compute; "
-                "use tol=None and a fixed num_iters."
-            )
-    if isinstance(fixed, str):
-        fixed = (fixed,)
-    fixed = tuple(fixed)
-    unknown = [name for name in fixed if name not in model.params_type._fields]
-    if unknown:
-        raise ValueError(
-            f"fixed names unknown parameters {unknown}; {type(model).__name__} has "
-            f"{list(model.params_type._fields)}."
-        )
-    if fixed and init is None:
-        raise ValueError("fixed parameters need their values: pass init= with them.")
+            raise _validation.ArgumentError("tol", f"tol must be a non-negative number or None, got {tol}.")
+        if not isinstance(model, TractableLikelihood):
+            raise _validation.ArgumentError(
+                "tol", "tol needs the observed-data log-likelihood, which this model cannot compute; "
+                       "use tol=None and a fixed num_iters.")
+    fixed = _validation.check_fixed(model.params_type, fixed, init_given=init is not None,
+                                    model_name=type(model).__name__)
 
     if accelerator is not None:
         if not isinstance(completion, Exact):
@@ -384,7 +142,7 @@ def fit(
 
     # Build the transforms once now: a model that lacks a capability says so
     # here, before anything is traced.
-    completion(model)
+    transform = completion(model)
     mstep(model)
     if loglik is not None:
         if not callable(loglik):
@@ -392,17 +150,16 @@ def fit(
         loglik(model)
 
     data = model.prepare_data(data)
-    if hasattr(completion, "check_data"):
-        completion.check_data(model, data)
-    keys, batched = _keys_from_user(key)
-    runner = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, batched,
-                       init is not None)
+    transform.check_data(data)
+    keys, batched = keys_from_user(key)
+    runner, stops_early = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
+                                    batched, init is not None)
     if init is None:
         outputs = runner(keys, data)
     else:
         outputs = runner(keys, model.prepare_params(init, data), data)
     final_params, logliks, params_trace, diagnostics, iterations, converged, stderrs = outputs
-    if not batched and _stops_early(completion, tol):
+    if not batched and stops_early:
         length = int(iterations) + 1
         logliks = logliks[:length]
         stderrs = stderrs[:length]

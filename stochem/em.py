@@ -2,40 +2,44 @@
 
 One step from θ_t::
 
-    S_t        = completion.update(key, θ_t, data)    # E-step: statistics
-    θ_{t+1}    = mstep.update(S_t, θ_t)               # M-step
+    S_t, info  = completion.update(key, θ_t, data)     # E-step: statistics
+    θ_{t+1}    = mstep.update(S_t, θ_t, data)          # M-step
     θ_{t+1}[f] = θ_t[f] for every name f in ``fixed``
 
-The step also reports the observed-data log-likelihood ℓ(θ_t) when the model
-has one, so that a trace of T steps holds ℓ at θ_0 … θ_{T-1}. A completion
-that computed ℓ(θ_t) on the way keeps it in its state's ``loglik`` field and
-saves the second pass.
+The step also reports the observed-data log-likelihood ℓ(θ_t), so that a
+trace of T steps holds ℓ at θ_0 … θ_{T-1}: the completion's ``info.loglik``
+when it computed ℓ(θ_t) on the way, else the model's ``log_marginal`` when it
+has one (:class:`stochem.capabilities.TractableLikelihood`), else NaN.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from stochem.base import EMAlgorithm, EMInfo, EMState
+from stochem.capabilities import TractableLikelihood
 
 
 def observed_loglik(model, params, data):
     """ℓ(θ) = log p(o; θ) if the model can compute it, else NaN."""
-    if hasattr(model, "log_marginal"):
+    if isinstance(model, TractableLikelihood):
         return model.log_marginal(params, data)
-    return jnp.nan
-
-
-def completion_diagnostics(completion_state):
-    """The ``diagnostics`` a completion keeps in its state, or ``()``."""
-    return getattr(completion_state, "diagnostics", ())
+    return jnp.full((), jnp.nan, jnp.result_type(float))
 
 
 def keep_fixed(new_params, old_params, fixed):
     """Return ``new_params`` with the fields named in ``fixed`` taken from ``old_params``."""
     if not fixed:
         return new_params
-    return new_params._replace(**{name: getattr(old_params, name) for name in fixed})
+    old = old_params._asdict()
+    return new_params._replace(**{name: old[name] for name in fixed})
+
+
+def all_finite(tree):
+    """Whether every entry of every leaf is finite (a scalar bool array)."""
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
 def build(model, data, completion, mstep, fixed=()) -> EMAlgorithm:
@@ -58,20 +62,21 @@ def build(model, data, completion, mstep, fixed=()) -> EMAlgorithm:
         return EMState(
             params=params,
             completion_state=completion_transform.init(params, data),
-            mstep_state=mstep_transform.init(params),
+            mstep_state=mstep_transform.init(params, data),
         )
 
     def step(key, state: EMState):
-        stats, completion_state = completion_transform.update(
-            key, state.params, data, state.completion_state
-        )
-        if hasattr(completion_state, "loglik"):  # ℓ(θ_t) came with the E-step
-            loglik = completion_state.loglik
-        else:
+        stats, completion_state, info = completion_transform.update(
+            key, state.params, data, state.completion_state)
+        if info.loglik is None:
             loglik = observed_loglik(model, state.params, data)
-        new_params, mstep_state = mstep_transform.update(stats, state.params, state.mstep_state)
+            loglik_stderr = jnp.where(jnp.isnan(loglik), jnp.nan, 0.0)
+        else:
+            loglik, loglik_stderr = info.loglik, info.loglik_stderr
+        new_params, mstep_state = mstep_transform.update(stats, state.mstep_state, state.params, data)
         new_params = keep_fixed(new_params, state.params, fixed)
-        info = EMInfo(loglik=loglik, diagnostics=completion_diagnostics(completion_state))
-        return EMState(new_params, completion_state, mstep_state), info
+        em_info = EMInfo(loglik=loglik, loglik_stderr=loglik_stderr, diagnostics=info.diagnostics,
+                         converged=info.converged, valid=info.valid & all_finite(new_params))
+        return EMState(new_params, completion_state, mstep_state), em_info
 
     return EMAlgorithm(init, step)

@@ -31,9 +31,9 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from stochem import _validation
+from stochem.capabilities import CategoricalLatents, CompleteLikelihood, PosteriorSampler, require
 from stochem.completion.sampling import draw_stats
-from stochem.driver import _keys_from_user
-from stochem.models.base import FiniteLatentModel
+from stochem.keys import keys_from_user
 from stochem.unconstrained import flat_unconstrained
 
 
@@ -60,11 +60,11 @@ def _free_fields(model, fixed):
 
 def _exact_missing_information(model, params, data, score_at):
     """Posterior covariance of the complete-data score, by linearity in the one-hot encoding."""
-    posterior = model.posterior(params, data)
-    jacobian = jax.jacrev(lambda features: score_at(model.suff_stats(data, features)))(posterior)
+    posterior = model.categorical_posterior(params, data)
+    jacobian = jax.jacrev(lambda features: score_at(model.weighted_stats(data, features)))(posterior)
     weighted = jnp.einsum("pnl,nl->pn", jacobian, posterior)
     second_moment = jnp.einsum("pnl,nl,qnl->pq", jacobian, posterior, jacobian)
-    return model.expected_stats(params, data), second_moment - weighted @ weighted.T
+    return model.weighted_stats(data, posterior), second_moment - weighted @ weighted.T
 
 
 @functools.lru_cache(maxsize=32)
@@ -75,7 +75,7 @@ def _louis(model, fixed, num_samples):
         u, unflatten = flat_unconstrained(model, params, fields)
 
         def complete_loglik(flat, stats):
-            return model.complete_loglik(unflatten(flat), stats)
+            return model.complete_loglik(unflatten(flat), data, stats)
 
         def score_at(stats):
             return jax.grad(complete_loglik)(u, stats)
@@ -93,13 +93,15 @@ def _louis(model, fixed, num_samples):
 
         def free_values(flat):
             constrained = unflatten(flat)
-            return ravel_pytree({name: getattr(constrained, name) for name in fields})[0]
+            values = constrained._asdict()
+            return ravel_pytree({name: values[name] for name in fields})[0]
 
         jacobian = jax.jacfwd(free_values)(u)
         covariance = jacobian @ unconstrained_covariance @ jacobian.T
-        _, unravel_free = ravel_pytree({name: getattr(params, name) for name in fields})
+        values = params._asdict()
+        _, unravel_free = ravel_pytree({name: values[name] for name in fields})
         free_errors = unravel_free(jnp.sqrt(jnp.clip(jnp.diag(covariance), 0.0)))
-        errors = params._replace(**{name: jnp.zeros_like(getattr(params, name)) for name in fixed},
+        errors = params._replace(**{name: jnp.zeros_like(values[name]) for name in fixed},
                                  **free_errors)
         return StandardErrors(errors, covariance, information, unconstrained_covariance)
 
@@ -130,23 +132,18 @@ def standard_errors(model, params, data, *, num_samples: int | None = None, key=
         >>> errors.params.probs.shape
         (2,)
     """
-    if isinstance(fixed, str):
-        fixed = (fixed,)
-    fixed = tuple(fixed)
-    unknown = [name for name in fixed if name not in model.params_type._fields]
-    if unknown:
-        raise ValueError(f"fixed names unknown parameters {unknown}; the model has "
-                         f"{list(model.params_type._fields)}.")
-    if num_samples is None and not isinstance(model, FiniteLatentModel):
-        raise ValueError(
-            f"exact standard errors need a model with a finite latent space; for "
-            f"{type(model).__name__} pass num_samples= to use sampled completions."
-        )
+    fixed = _validation.check_fixed(model.params_type, fixed, model_name=type(model).__name__)
+    require(model, CompleteLikelihood, "standard_errors(...)")
+    if num_samples is None and not isinstance(model, CategoricalLatents):
+        raise _validation.ArgumentError(
+            "num_samples", f"exact standard errors need a model with one categorical latent per observation; "
+                           f"for {type(model).__name__} pass num_samples= to use sampled completions.")
     if num_samples is not None:
         num_samples = _validation.as_int("num_samples", num_samples, minimum=2)
+        require(model, PosteriorSampler, "standard_errors(..., num_samples=...)")
     data = model.prepare_data(data)
     params = model.prepare_params(params, data)
-    prng_key, batched = _keys_from_user(key)
+    prng_key, batched = keys_from_user(key)
     if batched:
         raise ValueError("key must be a single seed or key for standard_errors.")
     return _louis(model, fixed, num_samples)(params, data, prng_key)

@@ -18,19 +18,21 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
+from stochem.capabilities import ClosedFormMStep, ExactEStep, RowData, require
 from stochem.completion.stochastic_approximation import saem_step_size
-from stochem.driver import FitResult, Trace
 from stochem.em import observed_loglik
+from stochem.results import FitResult, Trace
+from stochem.robbins_monro import robbins_monro_step, step_size_at
 
 
 @functools.lru_cache(maxsize=16)
 def _chunk_update(model):
-    def update(params, average, count, rows_seen, gamma, chunk):
-        rows = jax.tree_util.tree_leaves(chunk)[0].shape[0]
+    def update(params, average, rows_seen, gamma, chunk):
+        rows = model.num_rows(chunk)
         per_row = jax.tree_util.tree_map(lambda leaf: leaf / rows, model.expected_stats(params, chunk))
-        gamma = jnp.where(count == 0, 1.0, gamma)
-        average = jax.tree_util.tree_map(lambda old, new: old + gamma * (new - old), average, per_row)
+        average = robbins_monro_step(average, per_row, gamma)
         rows_seen = rows_seen + rows
         new_params = model.m_step(jax.tree_util.tree_map(lambda leaf: leaf * rows_seen, average))
         chunk_loglik = observed_loglik(model, params, chunk) / rows
@@ -55,6 +57,8 @@ def fit_stream(model, chunks, *, init, step_size=None, progress=False) -> FitRes
         ``trace.loglik`` holds each chunk's average log-likelihood per row at
         the parameters it was completed with (NaN for the last entry).
     """
+    for capability in (ExactEStep, ClosedFormMStep, RowData):
+        require(model, capability, "fit_stream(...)")
     step_size = saem_step_size(burn_in=0, exponent=0.6) if step_size is None else step_size
     update = _chunk_update(model)
     params, average, rows_seen = None, None, 0.0
@@ -64,10 +68,9 @@ def fit_stream(model, chunks, *, init, step_size=None, progress=False) -> FitRes
         if params is None:
             params = model.prepare_params(init, chunk)
             history.append(params)
-            template = jax.eval_shape(lambda: model.expected_stats(params, chunk))
-            average = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), template)
+            average = optax.tree_utils.tree_zeros_like(jax.eval_shape(lambda: model.expected_stats(params, chunk)))
         params, average, rows_seen, chunk_loglik = update(
-            params, average, count, rows_seen, jnp.asarray(step_size(count), float), chunk)
+            params, average, rows_seen, step_size_at(step_size, count), chunk)
         history.append(params)
         logliks.append(float(chunk_loglik))
         if progress:

@@ -15,7 +15,8 @@ from numpyro.distributions.transforms import biject_to
 def to_unconstrained(model, params, fields=None):
     """Map the named fields (default: all constrained ones) to unconstrained space, as a dict."""
     names = model.constraints if fields is None else fields
-    return {name: biject_to(model.constraints[name]).inv(getattr(params, name)) for name in names}
+    values = params._asdict()
+    return {name: biject_to(model.constraints[name]).inv(values[name]) for name in names}
 
 
 def to_constrained(model, params_like, unconstrained):

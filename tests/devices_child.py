@@ -77,12 +77,12 @@ def two_device_only() -> dict:
 
 
 def _sampled_results(model, params, data, key):
-    fused, fused_loglik = model.sampled_stats_and_loglik(key, params, data)
-    sampler, sampler_loglik = model.stats_sampler_and_loglik(params, data)
+    fused, fused_loglik = model.sampled_stats(key, params, data)
+    sampler, sampler_loglik = model.stats_sampler(params, data)
     # Two identical halves, one per device: had both devices the same random stream, every
     # point would be drawn twice alike and every count would be even.
     mirrored = jnp.concatenate([data[:devices.MIN_POINTS_PER_DEVICE]] * 2)
-    mirrored_sampler, _ = model.stats_sampler_and_loglik(params, mirrored)
+    mirrored_sampler, _ = model.stats_sampler(params, mirrored)
     return {
         "fused_counts": fused.counts, "sampler_counts": sampler(key).counts,
         "fused_second": fused.second_moments, "sampler_second": sampler(key).second_moments,

@@ -1,24 +1,28 @@
 """Every model through the same checks, the way optax tests every transform alike.
 
-For each model and each completion: the compiled loop gives finite results of
-the right shapes, a second call does not retrace, ``complete_loglik`` is the
-log joint through the statistics (up to a θ-free term), and seeded default
-initializations are valid parameters.
+For each model and each public completion it supports (the model's declared
+capabilities decide, :mod:`stochem.capabilities`): the compiled loop gives
+finite results of the right shapes, a second call with other seeds and another
+start does not retrace, ``complete_loglik`` is the log joint through the
+statistics (up to a θ-free term), and seeded default initializations are valid
+parameters.
 """
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 import stochem as se
-from stochem import driver
+from tests.models import numpyro_examples as examples
+from tests.tracing import count_traces
 
 RNG = np.random.default_rng(0)
 MISSING = RNG.normal(size=(30, 3))
 MISSING[RNG.random(MISSING.shape) < 0.2] = np.nan
 
 CASES = {
-    "binomial_mixture": (se.models.BinomialMixture(2, 10), RNG.integers(0, 11, 25)),
+    "binomial_mixture": (se.models.BinomialMixture(2, 10), RNG.integers(0, 11, 26)),
     "categorical_mixture": (se.models.CategoricalMixture(2, 4), RNG.integers(0, 4, (20, 4))),
     "gaussian_mixture_1d": (se.models.GaussianMixture(2), RNG.normal(size=40)),
     "gaussian_mixture_2d_diag": (se.models.GaussianMixture(3, covariance_type="diag"), RNG.normal(size=(40, 2))),
@@ -26,31 +30,82 @@ CASES = {
     "shifted_die": (se.models.ShiftedDie(4), RNG.integers(1, 6, 30)),
     "dice_sum": (se.models.DiceSum(4), RNG.integers(2, 9, 30)),
     "hmm_categorical": (se.models.HiddenMarkovModel(2, "categorical", num_categories=3),
-                        [RNG.integers(0, 3, 20), RNG.integers(0, 3, 9)]),
+                        [RNG.integers(0, 3, length) for length in (20, 9, 12, 15, 6)]),
     "hmm_gaussian": (se.models.HiddenMarkovModel(2, "gaussian"),
-                     [RNG.normal(size=(20, 2)), RNG.normal(size=(7, 2))]),
+                     [RNG.normal(size=(length, 2)) for length in (20, 7, 11, 9, 14)]),
 }
-COMPLETIONS = {"exact": se.exact(), "monte_carlo": se.monte_carlo(3)}
+NUMPYRO_CASES = {
+    "numpyro_coins": (se.models.from_numpyro(examples.coins, RNG.integers(0, 11, 10), 10), None),
+    "numpyro_normal_normal": (se.models.from_numpyro(examples.normal_normal, RNG.normal(size=6), 1.0), None),
+}
+ALL_CASES = {**CASES, **NUMPYRO_CASES}
+# One M-step object per setting, shared by every fit (a new optimizer is a new program).
+LBFGS = se.gradient(optax.lbfgs(), num_steps=5)
+
+# Every completion stochem exports, with small settings; the second half of the
+# pair is the M-step to use on a model without a closed form.
+COMPLETIONS = {
+    "exact": se.exact(),
+    "monte_carlo": se.monte_carlo(3),
+    "monte_carlo_schedule": se.monte_carlo(se.geometric_samples(2, 1.5), max_samples=20),
+    "ascent_monte_carlo": se.ascent_monte_carlo(initial_samples=4, max_samples=50, tol=1e-3),
+    "saem": se.saem(se.monte_carlo(1), se.saem_step_size(burn_in=1)),
+    "online_em": se.online_em(batch_size=5),
+    "incremental": se.incremental(num_blocks=2),
+    "mcmc": se.mcmc(4, num_warmup=5, num_burnin=1),
+}
+
+
+def supported_pairs():
+    """(case, completion) for every completion the case's model accepts (capabilities and data)."""
+    pairs = []
+    for case_name, (model, data) in ALL_CASES.items():
+        prepared = model.prepare_data(data)
+        for completion_name, completion in COMPLETIONS.items():
+            try:
+                completion(model).check_data(prepared)
+            except (TypeError, ValueError):
+                continue
+            pairs.append(pytest.param(case_name, completion_name, id=f"{case_name}-{completion_name}"))
+    return pairs
+
+
+PAIRS = supported_pairs()
+
+
+def test_every_model_accepts_some_completion_and_every_completion_some_model():
+    completions_used = {param.values[1] for param in PAIRS}
+    models_used = {param.values[0] for param in PAIRS}
+    assert completions_used == set(COMPLETIONS)
+    assert models_used == set(ALL_CASES)
+
+
+def _mstep(model):
+    return None if isinstance(model, se.capabilities.ClosedFormMStep) else LBFGS
+
+
+@pytest.mark.parametrize("case_name, completion_name", PAIRS)
+def test_compiled_fit_is_finite_shaped_and_cached(case_name, completion_name):
+    model, data = ALL_CASES[case_name]
+    completion = COMPLETIONS[completion_name]
+    mstep = _mstep(model)
+    start = se.fit(model, data, completion=completion, num_iters=0, key=11, mstep=mstep).params
+    result = se.fit(model, data, completion=completion, mstep=mstep, init=start, num_iters=3, key=[0, 1])
+    for final, initial in zip(result.params, start):
+        assert np.shape(final) == (2,) + np.shape(initial)
+        assert np.isfinite(final).all()
+    if isinstance(model, se.capabilities.TractableLikelihood):
+        logliks = np.asarray(result.trace.loglik)
+        assert np.isfinite(logliks[np.arange(2), np.asarray(result.num_iters)]).all()
+    other_start = se.fit(model, data, completion=completion, num_iters=0, key=12, mstep=mstep).params
+    with count_traces() as counted:
+        se.fit(model, data, completion=completion, mstep=mstep, init=other_start, num_iters=3, key=[5, 6])
+    assert counted.traces == 0
 
 
 @pytest.fixture(params=sorted(CASES))
 def case(request):
     return CASES[request.param]
-
-
-@pytest.mark.parametrize("completion_name", sorted(COMPLETIONS))
-def test_compiled_fit_is_finite_shaped_and_cached(case, completion_name):
-    model, data = case
-    completion = COMPLETIONS[completion_name]
-    start = se.fit(model, data, num_iters=0, key=11).params
-    result = se.fit(model, data, completion=completion, init=start, num_iters=4, key=[0, 1])
-    for final, initial in zip(result.params, start):
-        assert np.shape(final) == (2,) + np.shape(initial)
-        assert np.isfinite(final).all()
-    assert np.isfinite(result.trace.loglik).all()
-    count = driver.trace_count
-    se.fit(model, data, completion=completion, init=start, num_iters=4, key=[5, 6])
-    assert driver.trace_count == count
 
 
 def test_complete_loglik_is_the_log_joint_through_the_statistics(case):
@@ -61,7 +116,8 @@ def test_complete_loglik_is_the_log_joint_through_the_statistics(case):
     latent = model.sample_latent(jax.random.key(3), first, prepared)
     stats = model.suff_stats(prepared, latent)
     joints = [float(model.log_joint(params, prepared, latent)) for params in (first, second)]
-    gaps = [joint - float(model.complete_loglik(params, stats)) for joint, params in zip(joints, (first, second))]
+    gaps = [joint - float(model.complete_loglik(params, prepared, stats))
+            for joint, params in zip(joints, (first, second))]
     # Raw-moment statistics lose a few digits to cancellation; 1e-9 of the log joint is ample.
     np.testing.assert_allclose(gaps[0], gaps[1], atol=1e-9 * max(1.0, *map(abs, joints)))
 

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stochem as se
+from tests.tracing import count_traces
 from stochem import driver
 
 HEADS = [5, 9, 8, 4, 7]
@@ -101,10 +102,10 @@ def test_default_init_is_seeded_and_differs_between_seeds():
 def test_second_call_with_same_shapes_does_not_retrace():
     model = se.models.BinomialMixture(num_components=2, num_trials=12)
     se.fit(model, [3, 4, 9, 10], completion=se.monte_carlo(7), init=START, num_iters=5, key=[0, 1])
-    count = driver.trace_count
-    se.fit(model, [1, 2, 11, 12], completion=se.monte_carlo(7), init={"weights": [0.2, 0.8], "probs": [0.3, 0.9]},
-           num_iters=5, key=[5, 6])
-    assert driver.trace_count == count
+    with count_traces() as counted:
+        se.fit(model, [1, 2, 11, 12], completion=se.monte_carlo(7), init={"weights": [0.2, 0.8], "probs": [0.3, 0.9]},
+               num_iters=5, key=[5, 6])
+    assert counted.traces == 0
 
 
 @settings(max_examples=25, deadline=None)
@@ -131,10 +132,10 @@ def test_exact_em_never_decreases_the_loglik(heads, probs, weight):
     ],
 )
 def test_bad_arguments_are_rejected_before_tracing(kwargs, error, message):
-    count = driver.trace_count
-    with pytest.raises(error, match=message):
-        se.fit(MODEL, HEADS, **{"init": START, **kwargs})
-    assert driver.trace_count == count
+    with count_traces() as counted:
+        with pytest.raises(error, match=message):
+            se.fit(MODEL, HEADS, **{"init": START, **kwargs})
+    assert counted.traces == 0
 
 
 def test_fixed_without_init_is_rejected():

@@ -247,9 +247,7 @@ def check_against(settings: CompletionSettings, model, data, scenario_name: str)
     averaged, an ``online_em`` batch larger than the data.
     """
     try:
-        settings.completion(model)
-        if hasattr(settings.completion, "check_data"):
-            settings.completion.check_data(model, data)
+        settings.completion(model).check_data(data)
     except (TypeError, ValueError) as error:
         message = str(error)
         argument = message.split(" ", 1)[0].split("=", 1)[0]

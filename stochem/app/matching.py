@@ -27,49 +27,24 @@ in the units of the parameters (fixed parameters contribute 0).
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from stochem.capabilities import LabelSymmetry
+from stochem.models.symmetry import NO_SYMMETRY, Symmetry
 
-@dataclasses.dataclass(frozen=True)
-class Symmetry:
-    """Which parts of θ may be relabelled without changing the likelihood.
-
-    Attributes:
-        component_fields: fields whose leading axis indexes the exchangeable
-            components (a mixture's ``weights``, ``means``, ...).
-        exchangeable_fields: fields that are themselves exchangeable copies of
-            one another (the two dice of ``DiceSum``: ``probs1``, ``probs2``).
-        square_fields: fields whose first two axes both index the components
-            (an HMM's ``transition_matrix``); relabelled as ``P A Pᵀ``.
-    """
-
-    component_fields: tuple[str, ...] = ()
-    exchangeable_fields: tuple[str, ...] = ()
-    square_fields: tuple[str, ...] = ()
+__all__ = ["MAX_ENUMERATED_STATES", "NO_SYMMETRY", "Symmetry", "distance", "distance_trace",
+           "match_components", "symmetry_of"]
 
 
-NO_SYMMETRY = Symmetry()
 MAX_ENUMERATED_STATES = 7  # 7! = 5040 relabellings, tried at once with numpy
 
 
 def symmetry_of(model) -> Symmetry:
-    """The label symmetry of a stochem model (none for models not listed here)."""
-    name = type(model).__name__
-    if name in ("BinomialMixture", "CategoricalMixture"):
-        return Symmetry(component_fields=("weights", "probs"))
-    if name == "GaussianMixture":
-        fields = ("weights", "means") if model.covariance_type == "tied" else ("weights", "means", "covariances")
-        return Symmetry(component_fields=fields)
-    if name == "DiceSum":
-        return Symmetry(exchangeable_fields=("probs1", "probs2"))
-    if name == "HiddenMarkovModel":
-        emission = ("emission_probs",) if model.emission == "categorical" else ("means", "covariances")
-        return Symmetry(component_fields=("initial_probs",) + emission, square_fields=("transition_matrix",))
-    return NO_SYMMETRY
+    """The label symmetry the model declares (:class:`stochem.capabilities.LabelSymmetry`), else none."""
+    return model.label_symmetry if isinstance(model, LabelSymmetry) else NO_SYMMETRY
 
 
 def _component_rows(params: dict, symmetry: Symmetry) -> np.ndarray | None:

@@ -1,17 +1,11 @@
 """Completions (E-steps): exact expectations or averages over sampled completions."""
 
 from stochem.completion.ascent import AscentDiagnostics, AscentMonteCarlo, AscentState, ascent_monte_carlo
-from stochem.completion.chain import Chain, ChainState, StatsTransform, chain
+from stochem.completion.chain import Chain, ChainState, chain
 from stochem.completion.exact import Exact, exact
 from stochem.completion.incremental import Incremental, IncrementalState, incremental
 from stochem.completion.mcmc import Mcmc, McmcDiagnostics, McmcState, mcmc
-from stochem.completion.monte_carlo import (
-    MonteCarlo,
-    MonteCarloState,
-    SamplingDiagnostics,
-    geometric_samples,
-    monte_carlo,
-)
+from stochem.completion.monte_carlo import MonteCarlo, MonteCarloState, SamplingDiagnostics, geometric_samples, monte_carlo
 from stochem.completion.online import Minibatch, minibatch, online_em
 from stochem.completion.sampling import DrawnStats, draw_stats, sampled_stats
 from stochem.completion.stochastic_approximation import (
@@ -43,7 +37,6 @@ __all__ = [
     "RobbinsMonro",
     "RobbinsMonroState",
     "SAEMStepSize",
-    "StatsTransform",
     "chain",
     "robbins_monro",
     "saem",

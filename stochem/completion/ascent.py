@@ -25,12 +25,13 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 from scipy import stats as scipy_stats
 
 from stochem import _validation
-from stochem.base import CompletionTransform
-from stochem.completion.monte_carlo import require_capabilities
-from stochem.completion.sampling import DrawnStats, combine_draws, draw_stats
+from stochem.base import CompletionTransform, completion_info
+from stochem.capabilities import CompleteLikelihood, PosteriorSampler, require
+from stochem.completion.sampling import DrawnStats, draw_stats
 
 
 class AscentDiagnostics(NamedTuple):
@@ -51,7 +52,6 @@ class AscentState(NamedTuple):
     previous_draws: DrawnStats
     next_num_samples: Any
     count: Any
-    diagnostics: AscentDiagnostics
 
 
 def _quantile(level: float) -> float:
@@ -70,29 +70,29 @@ class AscentMonteCarlo:
     tol: float = 1e-3
     growth_divisor: int = 3
 
-    has_stopping_rule = True
-
     def __post_init__(self):
         _validation.as_int("initial_samples", self.initial_samples, minimum=2)
         _validation.as_int("max_samples", self.max_samples, minimum=self.initial_samples)
         _validation.as_int("growth_divisor", self.growth_divisor, minimum=1)
-        for name in ("alpha", "beta", "gamma"):
-            if not 0.0 < getattr(self, name) < 0.5:
-                raise ValueError(f"{name} must lie in (0, 0.5), got {getattr(self, name)}.")
+        for name, level in (("alpha", self.alpha), ("beta", self.beta), ("gamma", self.gamma)):
+            if not 0.0 < level < 0.5:
+                raise _validation.ArgumentError(name, f"{name} must lie in (0, 0.5), got {level}.")
         if not self.tol > 0:
-            raise ValueError(f"tol must be positive, got {self.tol}.")
+            raise _validation.ArgumentError("tol", f"tol must be positive, got {self.tol}.")
 
     def __call__(self, model) -> CompletionTransform:
-        require_capabilities(model, "ascent_monte_carlo", "sample_latent", "suff_stats", "complete_loglik")
+        require(model, PosteriorSampler, "completion=ascent_monte_carlo(...)")
+        require(model, CompleteLikelihood, "completion=ascent_monte_carlo(...)")
         z_alpha, z_beta, z_gamma = _quantile(self.alpha), _quantile(self.beta), _quantile(self.gamma)
         max_samples, tol, divisor = self.max_samples, self.tol, self.growth_divisor
 
-        def delta_q(params, state):
+        def delta_q(params, data, state):
             """ΔQ̂ of the step previous_params → params over the draws at previous_params."""
             drawn = state.previous_draws
 
             def per_draw(stats):
-                return model.complete_loglik(params, stats) - model.complete_loglik(state.previous_params, stats)
+                return (model.complete_loglik(params, data, stats)
+                        - model.complete_loglik(state.previous_params, data, stats))
 
             differences = jnp.where(drawn.mask(), jax.vmap(per_draw)(drawn.per_draw), 0.0)
             count = jnp.asarray(drawn.num_samples, float)
@@ -103,15 +103,12 @@ class AscentMonteCarlo:
         def init(params, data):
             key = jax.random.key(0)
             drawn = jax.eval_shape(lambda: draw_stats(model, key, params, data, 2, max_samples))
-            empty = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), drawn)
-            stats_zero = jax.tree_util.tree_map(lambda leaf: leaf[0], empty.per_draw)
-            nan = jnp.asarray(jnp.nan)
-            diagnostics = AscentDiagnostics(jnp.asarray(0), stats_zero, nan, nan, nan, jnp.asarray(False))
-            return AscentState(params, empty, jnp.asarray(self.initial_samples), jnp.asarray(0), diagnostics)
+            empty = optax.tree_utils.tree_zeros_like(drawn)
+            return AscentState(params, empty, jnp.asarray(self.initial_samples), jnp.asarray(0))
 
         def update(key, params, data, state):
             first = state.count == 0
-            mean, variance, stderr = delta_q(params, state)
+            mean, variance, stderr = delta_q(params, data, state)
             lower, upper = mean - z_alpha * stderr, mean + z_gamma * stderr
             current = state.next_num_samples
             enlarged = current + -(-current // divisor)
@@ -130,10 +127,11 @@ class AscentMonteCarlo:
                 delta_q_upper=jnp.where(first, nan, upper),
                 converged=converged,
             )
-            new_state = AscentState(params, drawn, num_samples, state.count + 1, diagnostics)
-            return combine_draws(model, drawn), new_state
+            new_state = AscentState(params, drawn, num_samples, state.count + 1)
+            info = completion_info(drawn.loglik, diagnostics=diagnostics, converged=converged)
+            return drawn.mean(), new_state, info
 
-        return CompletionTransform(init, update)
+        return CompletionTransform(init, update, stops_early=True)
 
 
 def ascent_monte_carlo(initial_samples: int = 10, max_samples: int = 10_000, *, alpha: float = 0.25,

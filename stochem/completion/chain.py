@@ -1,53 +1,32 @@
 """Compose a completion with statistics transforms, the way optax chains gradient transforms.
 
-A *statistics transform* post-processes the statistics a completion produced:
-``init(stats_template) -> state`` and ``update(stats, state) -> (stats, state)``;
-its factory is called with the model (so it can refuse statistics it cannot
-handle).
-``chain(completion, t1, t2, ...)`` is again a completion, whose state holds the
+A *statistics transform* (:class:`stochem.base.StatsTransform`) post-processes
+the statistics of the pieces before it. Its ``update`` gets the same arguments
+as a completion's — the key, θ_t and the data — plus the statistics and the
+info so far, and returns all three: a smoothing of the statistics
+(Robbins–Monro), a stopping rule or a sample-size rule composes like any other
+piece. Its factory is called with the model, so it can refuse statistics it
+cannot handle.
+
+``chain(completion, t1, t2, ...)`` is again a completion whose state holds the
 parts' states. SAEM, for instance, is ``chain(monte_carlo(1), robbins_monro(schedule))``.
+The chained completion keeps every static fact of the inner completion
+(``check_data``, ``vmap_seeds``) and stops early when any piece has a stopping rule.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 
 from stochem.base import CompletionTransform
 
 
-class StatsTransform(NamedTuple):
-    """A pure post-processing step for statistics.
-
-    Attributes:
-        init: ``init(stats_template) -> state``; the template has the shapes
-            and dtypes of the statistics (``jax.ShapeDtypeStruct`` leaves).
-        update: ``update(stats, state) -> (stats, state)``.
-    """
-
-    init: Callable[[Any], Any]
-    update: Callable[[Any, Any], tuple[Any, Any]]
-
-
 class ChainState(NamedTuple):
     completion_state: Any
     transform_states: tuple
-
-    @property
-    def diagnostics(self):
-        """The inner completion's diagnostics, passed through."""
-        return getattr(self.completion_state, "diagnostics", ())
-
-    @property
-    def loglik(self):
-        """ℓ(θ_t), when the inner completion computed it on the way (else ``AttributeError``).
-
-        Statistics transforms change the statistics, not θ_t, so the inner
-        completion's ℓ(θ_t) still holds, and EM need not evaluate it again.
-        """
-        return self.completion_state.loglik
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,21 +35,6 @@ class Chain:
 
     completion: Any
     transforms: tuple
-
-    @property
-    def has_stopping_rule(self) -> bool:
-        """Whether the inner completion can end the run (its diagnostics pass through)."""
-        return getattr(self.completion, "has_stopping_rule", False)
-
-    @property
-    def vmap_seeds(self) -> bool:
-        """Whether seeds may run under ``vmap``: as the inner completion says."""
-        return getattr(self.completion, "vmap_seeds", True)
-
-    def check_data(self, model, data):
-        """Let the inner completion check the data before anything is traced."""
-        if hasattr(self.completion, "check_data"):
-            self.completion.check_data(model, data)
 
     def __call__(self, model) -> CompletionTransform:
         inner = self.completion(model)
@@ -81,17 +45,20 @@ class Chain:
             template = jax.eval_shape(
                 lambda key: inner.update(key, params, data, completion_state)[0], jax.random.key(0)
             )
-            return ChainState(completion_state, tuple(t.init(template) for t in transforms))
+            return ChainState(completion_state, tuple(t.init(template, params, data) for t in transforms))
 
         def update(key, params, data, state):
-            stats, completion_state = inner.update(key, params, data, state.completion_state)
+            # The inner completion keeps the key it would have alone; each transform gets its own stream.
+            stats, completion_state, info = inner.update(key, params, data, state.completion_state)
             transform_states = []
-            for transform, transform_state in zip(transforms, state.transform_states):
-                stats, transform_state = transform.update(stats, transform_state)
+            for index, (transform, transform_state) in enumerate(zip(transforms, state.transform_states)):
+                stats, transform_state, info = transform.update(
+                    jax.random.fold_in(key, index + 1), params, data, transform_state, stats, info)
                 transform_states.append(transform_state)
-            return stats, ChainState(completion_state, tuple(transform_states))
+            return stats, ChainState(completion_state, tuple(transform_states)), info
 
-        return CompletionTransform(init, update)
+        stops_early = inner.stops_early or any(t.stops_early for t in transforms)
+        return inner._replace(init=init, update=update, stops_early=stops_early)
 
 
 def chain(completion, *transforms) -> Chain:

@@ -1,26 +1,17 @@
 """Exact completion: expected sufficient statistics under P(m | o; θ).
 
 The E-step usually computes ℓ(θ) on the way (the normalizer of the
-posterior). A model that offers ``expected_stats_and_loglik(params, data)``
-returns both from one pass; the completion keeps ℓ(θ) in its state's
-``loglik`` field and EM records it instead of evaluating ℓ a second time.
+posterior): the model's ``expected_stats_and_loglik(params, data)`` returns
+both from one pass, the completion reports ℓ(θ) in its info, and EM records it
+instead of evaluating ℓ a second time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
 
-import jax.numpy as jnp
-
-from stochem.base import CompletionTransform, EmptyState
-from stochem.completion.monte_carlo import require_capabilities
-
-
-class ExactState(NamedTuple):
-    """ℓ(θ) at the parameters last completed (NaN before the first step)."""
-
-    loglik: Any
+from stochem.base import CompletionTransform, EmptyState, completion_info
+from stochem.capabilities import ExactEStep, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,26 +19,13 @@ class Exact:
     """Factory for the exact E-step; call it with a model to get the transform.
 
     The statistics are ``E[T(o, m) | o; θ]``, computed by the model's
-    ``expected_stats(params, data)``. The key is accepted (every completion has
-    the same signature) and ignored.
+    ``expected_stats_and_loglik(params, data)``. The key is accepted (every
+    completion has the same signature) and ignored.
     """
 
     def __call__(self, model) -> CompletionTransform:
-        require_capabilities(model, "exact", "expected_stats",
-                             hint="Use completion=monte_carlo(num_samples) or mcmc(num_samples) instead.")
-
-        if hasattr(model, "expected_stats_and_loglik"):
-
-            def init(params, data):
-                del params, data
-                return ExactState(loglik=jnp.asarray(jnp.nan))
-
-            def update(key, params, data, state):
-                del key, state
-                stats, loglik = model.expected_stats_and_loglik(params, data)
-                return stats, ExactState(loglik)
-
-            return CompletionTransform(init, update)
+        require(model, ExactEStep, "completion=exact()",
+                "Use completion=monte_carlo(num_samples) or mcmc(num_samples) instead.")
 
         def init(params, data):
             del params, data
@@ -55,7 +33,8 @@ class Exact:
 
         def update(key, params, data, state):
             del key
-            return model.expected_stats(params, data), state
+            stats, loglik = model.expected_stats_and_loglik(params, data)
+            return stats, state, completion_info(loglik)
 
         return CompletionTransform(init, update)
 

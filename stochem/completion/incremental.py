@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from stochem import _validation
-from stochem.base import CompletionTransform
-from stochem.completion.blocks import num_rows, row_block
+from stochem.base import CompletionTransform, completion_info
+from stochem.capabilities import ExactEStep, RowData, require
 
 
 class IncrementalState(NamedTuple):
@@ -38,41 +38,45 @@ class Incremental:
     def __post_init__(self):
         _validation.as_int("num_blocks", self.num_blocks, minimum=1)
 
-    def check_data(self, model, data):
-        rows = num_rows(data)
-        if rows % self.num_blocks:
-            divisors = [d for d in range(1, min(rows, 64) + 1) if rows % d == 0]
-            raise ValueError(f"num_blocks={self.num_blocks} must divide the {rows} data rows into equal "
-                             f"blocks; divisors of {rows} up to 64: {divisors}.")
-
     def __call__(self, model) -> CompletionTransform:
-        if not hasattr(model, "expected_stats"):
-            raise TypeError(f"incremental(...) refreshes exact statistics; {type(model).__name__} has no "
-                            "expected_stats.")
+        require(model, ExactEStep, "incremental(...)",
+                "It refreshes exact statistics; use monte_carlo(...) or saem(...) instead.")
+        require(model, RowData, "incremental(...)")
         num_blocks = self.num_blocks
 
-        def block_stats_at(params, data):
-            block_size = num_rows(data) // num_blocks
-            return jax.vmap(lambda b: model.expected_stats(params, row_block(data, b, block_size)))(
-                jnp.arange(num_blocks))
+        def check_data(data):
+            rows = model.num_rows(data)
+            if rows % num_blocks:
+                divisors = [d for d in range(1, min(rows, 64) + 1) if rows % d == 0]
+                raise _validation.ArgumentError(
+                    "num_blocks", f"num_blocks={num_blocks} must divide the {rows} data rows into equal "
+                                  f"blocks; divisors of {rows} up to 64: {divisors}.")
+
+        def block_stats(params, data, block):
+            """The full data's statistics from block ``block`` of the rows, at θ."""
+            num_rows = model.num_rows(data)
+            block_size = num_rows // num_blocks
+            rows = block * block_size + jnp.arange(block_size)
+            stats = model.expected_stats(params, model.take_rows(data, rows))
+            return model.full_data_stats(stats, rows, num_rows)
 
         def init(params, data):
-            return IncrementalState(block_stats_at(params, data), jnp.asarray(0))
+            every_block = jax.vmap(lambda block: block_stats(params, data, block))(jnp.arange(num_blocks))
+            return IncrementalState(every_block, jnp.asarray(0))
 
         def update(key, params, data, state):
             del key
             block = (state.count - 1) % num_blocks
-            block_size = num_rows(data) // num_blocks
-            fresh = model.expected_stats(params, row_block(data, block, block_size))
+            fresh = block_stats(params, data, block)
             refreshed = jax.tree_util.tree_map(lambda all_blocks, new: all_blocks.at[block].set(new),
                                                state.block_stats, fresh)
             # The first step uses the full E-step computed by init at the same θ.
-            block_stats = jax.tree_util.tree_map(lambda old, new: jnp.where(state.count == 0, old, new),
+            every_block = jax.tree_util.tree_map(lambda old, new: jnp.where(state.count == 0, old, new),
                                                  state.block_stats, refreshed)
-            total = jax.tree_util.tree_map(lambda stats: jnp.sum(stats, axis=0), block_stats)
-            return total, IncrementalState(block_stats, state.count + 1)
+            total = jax.tree_util.tree_map(lambda stats: jnp.sum(stats, axis=0), every_block)
+            return total, IncrementalState(every_block, state.count + 1), completion_info()
 
-        return CompletionTransform(init, update)
+        return CompletionTransform(init, update, check_data=check_data)
 
 
 def incremental(num_blocks: int) -> Incremental:

@@ -43,10 +43,8 @@ import jax.numpy as jnp
 from numpyro.infer.hmc import hmc
 
 from stochem import _validation
-from stochem.base import CompletionTransform
-from stochem.completion.monte_carlo import missing_capability
-
-_MODEL_CAPABILITIES = ("init_position", "potential_energy", "stats_from_positions")
+from stochem.base import CompletionTransform, completion_info
+from stochem.capabilities import LatentDensity, require
 
 
 class McmcDiagnostics(NamedTuple):
@@ -66,19 +64,18 @@ class McmcDiagnostics(NamedTuple):
 
 
 class McmcState(NamedTuple):
-    """The completion's state: numpyro's ``HMCState`` of the chain, and the last diagnostics."""
+    """The completion's state: numpyro's ``HMCState`` of the chain."""
 
     kernel: Any
-    diagnostics: McmcDiagnostics
 
 
 def _positive_float(name: str, value) -> float:
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a positive number, got {value!r}.") from None
+        raise _validation.ArgumentTypeError(name, f"{name} must be a positive number, got {value!r}.") from None
     if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a positive number, got {value}.")
+        raise _validation.ArgumentError(name, f"{name} must be a positive number, got {value}.")
     return value
 
 
@@ -86,7 +83,7 @@ def _positive_float(name: str, value) -> float:
 class Mcmc:
     """Factory for the MCMC completion (see :func:`mcmc` for the arguments).
 
-    ``vmap_seeds = False``: ``fit(..., key=[...])`` runs the seeds one after
+    Its transform has ``vmap_seeds=False``: ``fit(..., key=[...])`` runs the seeds one after
     another (``lax.map``) inside one compiled program instead of under
     ``vmap``. Vectorized NUTS chains gain little (every lane waits for the
     deepest tree of any lane), and with an L-BFGS M-step the vmapped program
@@ -95,8 +92,6 @@ class Mcmc:
     ``scan``) never finished, for NUTS and fixed-length HMC alike, while each
     seed alone finishes in a few seconds (``optax.adam`` is unaffected).
     """
-
-    vmap_seeds = False
 
     num_samples: int
     kernel: str = "nuts"
@@ -116,7 +111,7 @@ class Mcmc:
 
         set_field("num_samples", _validation.as_int("num_samples", self.num_samples, minimum=1))
         if not isinstance(self.kernel, str) or self.kernel.lower() not in ("nuts", "hmc"):
-            raise ValueError(f"kernel must be 'nuts' or 'hmc', got {self.kernel!r}.")
+            raise _validation.ArgumentError("kernel", f"kernel must be 'nuts' or 'hmc', got {self.kernel!r}.")
         set_field("kernel", self.kernel.lower())
         set_field("num_warmup", _validation.as_int("num_warmup", self.num_warmup, minimum=0))
         set_field("num_burnin", _validation.as_int("num_burnin", self.num_burnin, minimum=0))
@@ -124,31 +119,30 @@ class Mcmc:
         set_field("step_size", _positive_float("step_size", self.step_size))
         target = self.target_accept_prob
         if not isinstance(target, (int, float)) or not 0 < target < 1:
-            raise ValueError(f"target_accept_prob must lie in (0, 1), got {target!r}.")
+            raise _validation.ArgumentError("target_accept_prob",
+                                            f"target_accept_prob must lie in (0, 1), got {target!r}.")
         set_field("target_accept_prob", float(target))
         set_field("max_tree_depth", _validation.as_int("max_tree_depth", self.max_tree_depth, minimum=1))
         if self.kernel == "nuts" and (self.num_leapfrog_steps is not None or self.trajectory_length is not None):
-            raise ValueError("num_leapfrog_steps and trajectory_length are for kernel='hmc'; NUTS chooses "
-                             "its path length itself (bounded by max_tree_depth).")
+            argument = "num_leapfrog_steps" if self.num_leapfrog_steps is not None else "trajectory_length"
+            raise _validation.ArgumentError(
+                argument, "num_leapfrog_steps and trajectory_length are for kernel='hmc'; NUTS chooses "
+                          "its path length itself (bounded by max_tree_depth).")
         if self.num_leapfrog_steps is not None:
             if self.trajectory_length is not None:
-                raise ValueError("give kernel='hmc' either num_leapfrog_steps or trajectory_length, not both.")
+                raise _validation.ArgumentError(
+                    "trajectory_length", "give kernel='hmc' either num_leapfrog_steps or trajectory_length, not both.")
             set_field("num_leapfrog_steps",
                       _validation.as_int("num_leapfrog_steps", self.num_leapfrog_steps, minimum=1))
         if self.trajectory_length is not None:
             set_field("trajectory_length", _positive_float("trajectory_length", self.trajectory_length))
         if not isinstance(self.dense_mass, bool):
-            raise TypeError(f"dense_mass must be True or False, got {self.dense_mass!r}.")
-
-    def _check_model(self, model) -> None:
-        for name in _MODEL_CAPABILITIES:
-            reason = missing_capability(model, name)
-            if reason is not None:
-                reason = reason or f"{type(model).__name__} has no {name}(...)"
-                raise TypeError(f"completion=mcmc(...) cannot complete this model: {reason}")
+            raise _validation.ArgumentTypeError("dense_mass", f"dense_mass must be True or False, got {self.dense_mass!r}.")
 
     def __call__(self, model) -> CompletionTransform:
-        self._check_model(model)
+        require(model, LatentDensity, "completion=mcmc(...)",
+                "mcmc() samples continuous latent variables through their log density; use "
+                "completion=exact() or monte_carlo(num_samples) for this model.")
         config = self
 
         def potential_fn_gen(params, data):
@@ -175,9 +169,7 @@ class Mcmc:
                 model_args=(params, data),
                 rng_key=jax.random.key(0),  # replaced by each update's key
             )
-            zero = jnp.zeros((), dtype=jnp.result_type(float))
-            diagnostics = McmcDiagnostics(jnp.asarray(0), zero, jnp.asarray(0), zero)
-            return McmcState(kernel_state, diagnostics)
+            return McmcState(kernel_state)
 
         def update(key, params, data, state):
             potential = potential_fn_gen(params, data)
@@ -204,9 +196,9 @@ class Mcmc:
                 step_size=jnp.asarray(kernel_state.adapt_state.step_size, dtype=jnp.result_type(float)),
             )
             stats = model.stats_from_positions(params, data, positions)
-            return stats, McmcState(kernel_state, diagnostics)
+            return stats, McmcState(kernel_state), completion_info(diagnostics=diagnostics)
 
-        return CompletionTransform(init, update)
+        return CompletionTransform(init, update, vmap_seeds=False)
 
 
 def mcmc(

@@ -16,12 +16,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
-import jax
 import jax.numpy as jnp
 
 from stochem import _validation
-from stochem.base import CompletionTransform
-from stochem.completion.sampling import combine_draws, draw_stats, gives_loglik
+from stochem.base import CompletionTransform, completion_info
+from stochem.capabilities import PosteriorSampler, require
+from stochem.completion.sampling import draw_stats
 
 
 class SamplingDiagnostics(NamedTuple):
@@ -38,69 +38,25 @@ class SamplingDiagnostics(NamedTuple):
 
 class MonteCarloState(NamedTuple):
     count: Any  # iterations done
-    diagnostics: SamplingDiagnostics
-
-
-class MonteCarloLoglikState(NamedTuple):
-    """:class:`MonteCarloState` plus ℓ(θ_t), when the model's sampler computes it on the way.
-
-    EM then records this ``loglik`` instead of evaluating ℓ in a second pass
-    (see :mod:`stochem.em`).
-    """
-
-    count: Any
-    diagnostics: SamplingDiagnostics
-    loglik: Any
-
-
-def missing_capability(model, name: str) -> str | None:
-    """``None`` if ``model`` has ``name``; else why not, in words ("" if the model does not say).
-
-    A model may explain why it lacks a capability (e.g. which latent sites are
-    continuous) by raising an ``AttributeError`` with a message from its own
-    ``__getattr__``; Python's generic "object has no attribute" is not an
-    explanation.
-    """
-    try:
-        getattr(model, name)
-    except AttributeError as error:
-        explained = hasattr(type(model), "__getattr__") and str(error) not in ("", name)
-        return str(error) if explained else ""
-    return None
-
-
-def require_capabilities(model, completion_name: str, *names: str, hint: str = "") -> None:
-    """Raise a ``TypeError`` naming the first capability ``model`` lacks.
-
-    The model's own explanation (see :func:`missing_capability`), when it
-    gives one, replaces the generic ``hint``.
-    """
-    for name in names:
-        reason = missing_capability(model, name)
-        if reason is not None:
-            raise TypeError(
-                f"completion={completion_name}(...) needs a model with {name}(...); "
-                f"{type(model).__name__} has none. " + (reason or hint)
-            )
 
 
 def check_num_samples(num_samples, max_samples):
     """Validate a fixed count or a schedule with its bound; return ``(num_samples, max_samples)``."""
     if callable(num_samples):
         if max_samples is None:
-            raise ValueError("a num_samples schedule needs max_samples, the largest count it may reach.")
+            raise _validation.ArgumentError(
+                "max_samples", "a num_samples schedule needs max_samples, the largest count it may reach.")
         return num_samples, _validation.as_int("max_samples", max_samples, minimum=1)
     num_samples = _validation.as_int("num_samples", num_samples, minimum=1)
     if max_samples is not None and max_samples != num_samples:
-        raise ValueError("max_samples only goes with a num_samples schedule; drop it for a fixed count.")
+        raise _validation.ArgumentError(
+            "max_samples", "max_samples only goes with a num_samples schedule; drop it for a fixed count.")
     return num_samples, num_samples
 
 
-def sampling_diagnostics_like(model, params, data, key) -> SamplingDiagnostics:
-    """Zero diagnostics with the shapes a sampling completion records."""
-    stats = jax.eval_shape(lambda: model.suff_stats(data, model.sample_latent(key, params, data)))
-    zeros = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), stats)
-    return SamplingDiagnostics(num_samples=jnp.asarray(0), stats_stderr=zeros)
+def sampling_diagnostics(drawn) -> SamplingDiagnostics:
+    """The diagnostics of a sample of completions: its size and the statistics' standard errors."""
+    return SamplingDiagnostics(jnp.asarray(drawn.num_samples), drawn.stderr())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,36 +69,27 @@ class MonteCarlo:
     def __post_init__(self):
         try:
             num_samples, max_samples = check_num_samples(self.num_samples, self.max_samples)
-        except (TypeError, ValueError) as error:
-            message = str(error)
-            if "num_samples must be an integer >= 1" in message:
-                message += " (1 is stochastic EM)"
-            raise type(error)(message) from None
+        except (_validation.ArgumentError, _validation.ArgumentTypeError) as error:
+            if error.argument != "num_samples":
+                raise
+            raise type(error)("num_samples", f"{error} (1 is stochastic EM)") from None
         object.__setattr__(self, "num_samples", num_samples)
         object.__setattr__(self, "max_samples", max_samples)
 
     def __call__(self, model) -> CompletionTransform:
-        require_capabilities(model, "monte_carlo", "sample_latent", "suff_stats",
-                             hint="Use completion=mcmc(num_samples) to sample it by MCMC.")
+        require(model, PosteriorSampler, "completion=monte_carlo(...)",
+                "Use completion=mcmc(num_samples) to sample it by MCMC.")
         schedule, max_samples = self.num_samples, self.max_samples
 
-        with_loglik = gives_loglik(model, max_samples)
-
         def init(params, data):
-            diagnostics = sampling_diagnostics_like(model, params, data, jax.random.key(0))
-            if with_loglik:
-                return MonteCarloLoglikState(jnp.asarray(0), diagnostics, jnp.asarray(jnp.nan))
-            return MonteCarloState(count=jnp.asarray(0), diagnostics=diagnostics)
+            del params, data
+            return MonteCarloState(count=jnp.asarray(0))
 
         def update(key, params, data, state):
             num_samples = schedule(state.count) if callable(schedule) else schedule
             drawn = draw_stats(model, key, params, data, num_samples, max_samples)
-            diagnostics = SamplingDiagnostics(jnp.asarray(drawn.num_samples), drawn.stderr())
-            if with_loglik:
-                new_state = MonteCarloLoglikState(state.count + 1, diagnostics, drawn.loglik)
-            else:
-                new_state = MonteCarloState(state.count + 1, diagnostics)
-            return combine_draws(model, drawn), new_state
+            info = completion_info(drawn.loglik, diagnostics=sampling_diagnostics(drawn))
+            return drawn.mean(), MonteCarloState(state.count + 1), info
 
         return CompletionTransform(init, update)
 
@@ -176,7 +123,7 @@ def geometric_samples(initial: int, growth: float) -> Callable:
     """
     initial = _validation.as_int("initial", initial, minimum=1)
     if not growth >= 1.0:
-        raise ValueError(f"growth must be >= 1 (sample counts do not shrink), got {growth}.")
+        raise _validation.ArgumentError("growth", f"growth must be >= 1 (sample counts do not shrink), got {growth}.")
     return _GeometricSchedule(initial, float(growth))
 
 

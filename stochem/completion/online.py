@@ -18,9 +18,11 @@ from typing import Any
 
 import jax
 
+import numpy as np
+
 from stochem import _validation
 from stochem.base import CompletionTransform
-from stochem.completion.blocks import num_rows, take_rows
+from stochem.capabilities import RowData, require
 from stochem.completion.chain import chain
 from stochem.completion.exact import exact
 from stochem.completion.stochastic_approximation import robbins_monro, saem_step_size
@@ -28,7 +30,13 @@ from stochem.completion.stochastic_approximation import robbins_monro, saem_step
 
 @dataclasses.dataclass(frozen=True)
 class Minibatch:
-    """Factory: a completion applied to a random minibatch of rows, scaled to the full data."""
+    """Factory: a completion applied to a random minibatch of rows, scaled to the full data.
+
+    The rows come from the model's ``take_rows`` and the batch's statistics are
+    placed among the full data's by its ``full_data_stats`` (sums over rows:
+    unchanged; per-row statistics: scattered to their rows), then scaled by
+    ``N / B``, so their expectation over the choice of rows is the full data's.
+    """
 
     completion: Any
     batch_size: int
@@ -36,30 +44,37 @@ class Minibatch:
     def __post_init__(self):
         _validation.as_int("batch_size", self.batch_size, minimum=1)
 
-    def check_data(self, model, data):
-        rows = num_rows(data)
-        if self.batch_size > rows:
-            raise ValueError(f"batch_size={self.batch_size} is larger than the {rows} data rows; "
-                             f"use batch_size <= {rows}.")
-
     def __call__(self, model) -> CompletionTransform:
+        require(model, RowData, "minibatch(...) and online_em(...)")
         inner = self.completion(model)
         batch_size = self.batch_size
 
         def choose(key, data):
-            rows = jax.random.choice(key, num_rows(data), (batch_size,), replace=False)
-            return take_rows(data, rows)
+            return jax.random.choice(key, model.num_rows(data), (batch_size,), replace=False)
+
+        def check_data(data):
+            rows = model.num_rows(data)
+            if batch_size > rows:
+                raise _validation.ArgumentError(
+                    "batch_size", f"batch_size={batch_size} is larger than the {rows} data rows; "
+                                  f"use batch_size <= {rows}.")
+            inner.check_data(model.take_rows(data, np.arange(batch_size)))
 
         def init(params, data):
-            return inner.init(params, choose(jax.random.key(0), data))
+            return inner.init(params, model.take_rows(data, choose(jax.random.key(0), data)))
 
         def update(key, params, data, state):
             rows_key, inner_key = jax.random.split(key)
-            stats, state = inner.update(inner_key, params, choose(rows_key, data), state)
-            scale = num_rows(data) / batch_size
-            return jax.tree_util.tree_map(lambda leaf: leaf * scale, stats), state
+            rows = choose(rows_key, data)
+            stats, state, info = inner.update(inner_key, params, model.take_rows(data, rows), state)
+            num_rows = model.num_rows(data)
+            full = model.full_data_stats(stats, rows, num_rows)
+            scale = num_rows / batch_size
+            # ℓ of a batch is not ℓ(θ_t) of the data: EM evaluates it on the full data.
+            info = info._replace(loglik=None, loglik_stderr=None)
+            return jax.tree_util.tree_map(lambda leaf: leaf * scale, full), state, info
 
-        return CompletionTransform(init, update)
+        return inner._replace(init=init, update=update, check_data=check_data)
 
 
 def minibatch(completion, batch_size: int) -> Minibatch:

@@ -30,7 +30,7 @@ class DrawnStats(NamedTuple):
             and zero beyond.
         num_samples: how many leading entries are draws (an int array).
         loglik: ℓ(θ) at the parameters drawn from, when the model's sampler
-            computed it on the way (see :func:`stats_sampler`), else ``None``.
+            computed it on the way (its ``stats_sampler``), else ``None``.
     """
 
     per_draw: Any
@@ -61,75 +61,31 @@ class DrawnStats(NamedTuple):
         return jax.tree_util.tree_map(standard_error, self.per_draw)
 
 
-def combine_draws(model, drawn: DrawnStats):
-    """The statistics of a sample of completions.
-
-    Models whose Q(θ) is linear in the statistics (every closed-form model)
-    use the average. A model may instead define ``combine_draws(drawn)``, e.g.
-    to keep every draw when Q(θ) is not linear in them.
-    """
-    if hasattr(model, "combine_draws"):
-        return model.combine_draws(drawn)
-    return drawn.mean()
-
-
-def stats_sampler(model, params, data):
-    """``(draw, loglik)``: ``draw(key) -> T(o, m)`` for one completion ``m ~ P(m | o; θ)``.
-
-    A model may provide ``stats_sampler_and_loglik(params, data)`` returning
-    such a function together with ℓ(θ), or ``stats_sampler(params, data)``
-    returning the function alone (``loglik`` is then ``None``). Either does
-    the work that does not depend on the key (the posterior) once, when it is
-    called, rather than once per draw; the statistics must still come from
-    the model's ``suff_stats``. Otherwise each draw is
-    ``suff_stats(data, sample_latent(key, params, data))``.
-
-    For a single draw (``max_samples == 1`` in :func:`draw_stats`), a model's
-    ``sampled_stats_and_loglik(key, params, data)`` is used instead when it
-    exists: the same draw as ``stats_sampler_and_loglik(params, data)[0](key)``
-    from one fused pass.
-    """
-    if hasattr(model, "stats_sampler_and_loglik"):
-        return model.stats_sampler_and_loglik(params, data)
-    if hasattr(model, "stats_sampler"):
-        return model.stats_sampler(params, data), None
-    return (lambda key: model.suff_stats(data, model.sample_latent(key, params, data))), None
-
-
-def _draws_once_fused(model, max_samples: int) -> bool:
-    """Whether the single draw comes from the model's fused posterior-and-draw pass."""
-    return max_samples == 1 and hasattr(model, "sampled_stats_and_loglik")
-
-
-def gives_loglik(model, max_samples: int) -> bool:
-    """Whether :func:`draw_stats` returns ℓ(θ) (computed by the model on the way) for this buffer size."""
-    return _draws_once_fused(model, max_samples) or hasattr(model, "stats_sampler_and_loglik")
-
-
 def draw_stats(model, key, params, data, num_samples, max_samples: int) -> DrawnStats:
     """Draw ``num_samples`` completions (at most ``max_samples``) and store their statistics.
 
     Draw ``s`` uses ``fold_in(key, s)``, so the draws do not depend on
     ``max_samples`` and a run with a fixed count equals one with a schedule that
-    gives the same count. The per-draw function comes from
-    :func:`stats_sampler`, built once before the draws.
+    gives the same count. The per-draw function is the model's
+    ``stats_sampler(params, data)``, built once before the draws; a buffer of
+    one draw uses the model's ``sampled_stats`` (the same draw, from a fused
+    pass where the model has one).
 
     Args:
-        model: a model with ``sample_latent`` and ``suff_stats`` (or ``stats_sampler``).
+        model: a :class:`stochem.capabilities.PosteriorSampler`.
         key: PRNG key.
         params: parameters of the posterior to draw from.
         data: prepared data.
         num_samples: a Python int or traced int in ``1..max_samples``.
         max_samples: the buffer size (a Python int).
     """
-    if _draws_once_fused(model, max_samples):
-        # One draw: the model's fused pass (posterior and draw together) costs about one exact E-step.
-        stats, loglik = model.sampled_stats_and_loglik(jax.random.fold_in(key, 0), params, data)
+    if max_samples == 1:
+        stats, loglik = model.sampled_stats(jax.random.fold_in(key, 0), params, data)
         per_draw = jax.tree_util.tree_map(lambda leaf: leaf[None], stats)
         return DrawnStats(per_draw, jnp.asarray(1), loglik)
     batch_size = min(SAMPLE_BATCH, max_samples)
     num_batches = -(-max_samples // batch_size)
-    one_draw, loglik = stats_sampler(model, params, data)
+    one_draw, loglik = model.stats_sampler(params, data)
     template = jax.eval_shape(one_draw, key)
     buffer = jax.tree_util.tree_map(
         lambda leaf: jnp.zeros((num_batches * batch_size,) + leaf.shape, leaf.dtype), template

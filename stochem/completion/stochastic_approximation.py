@@ -1,14 +1,13 @@
 """Stochastic approximation of the statistics: SAEM (Delyon, Lavielle & Moulines 1999).
 
-The statistics are smoothed across iterations by the Robbins–Monro recursion::
+The statistics are smoothed across iterations by the Robbins–Monro recursion
+(:mod:`stochem.robbins_monro`)::
 
     S_k = S_{k-1} + γ_k (Ŝ_k − S_{k-1}),
 
 where Ŝ_k are this iteration's (sampled) statistics. With Σ γ_k = ∞ and
 Σ γ_k² < ∞ the noise averages out and θ_k converges to a fixed point of exact
-EM; γ_k = 1 during a burn-in lets the chain travel first. The first statistics
-are taken as they are (γ_0 = 1 whatever the schedule), so S never mixes in its
-zero initial value.
+EM; γ_k = 1 during a burn-in lets the chain travel first.
 """
 
 from __future__ import annotations
@@ -16,12 +15,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
-import jax
 import jax.numpy as jnp
+import optax
 
 from stochem import _validation
-from stochem.completion.chain import StatsTransform, chain
+from stochem.base import StatsTransform
+from stochem.capabilities import LinearStatistics, require
+from stochem.completion.chain import chain
 from stochem.completion.monte_carlo import monte_carlo
+from stochem.robbins_monro import robbins_monro_step, step_size_at
 
 
 class RobbinsMonroState(NamedTuple):
@@ -36,26 +38,22 @@ class RobbinsMonro:
     step_size: Callable
 
     def __call__(self, model) -> StatsTransform:
-        if not getattr(model, "linear_statistics", True):
-            raise TypeError(
-                f"robbins_monro (SAEM) averages sufficient statistics, but {type(model).__name__}'s "
-                "statistics are the draws themselves (Q is not linear in them), so averaging them "
-                "would be wrong. For SAEM on such a model apply the stochastic approximation to the "
-                "score: completion=stochem.mcmc(num_samples), "
-                "mstep=stochem.stochastic_newton(stochem.saem_step_size(...))."
-            )
+        require(model, LinearStatistics, "robbins_monro (SAEM, online EM)",
+                "SAEM averages sufficient statistics, and this model's statistics are the draws "
+                "themselves (Q is not linear in them), so averaging them would be wrong. For SAEM on "
+                "such a model apply the stochastic approximation to the score: "
+                "completion=stochem.mcmc(num_samples), "
+                "mstep=stochem.stochastic_newton(stochem.saem_step_size(...)).")
         step_size = self.step_size
 
-        def init(template):
-            zeros = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), template)
-            return RobbinsMonroState(average=zeros, count=jnp.asarray(0))
+        def init(template, params, data):
+            del params, data
+            return RobbinsMonroState(average=optax.tree_utils.tree_zeros_like(template), count=jnp.asarray(0))
 
-        def update(stats, state):
-            gamma = jnp.where(state.count == 0, 1.0, jnp.asarray(step_size(state.count), dtype=float))
-            average = jax.tree_util.tree_map(
-                lambda old, new: old + gamma.astype(old.dtype) * (new - old), state.average, stats
-            )
-            return average, RobbinsMonroState(average, state.count + 1)
+        def update(key, params, data, state, stats, info):
+            del key, params, data
+            average = robbins_monro_step(state.average, stats, step_size_at(step_size, state.count))
+            return average, RobbinsMonroState(average, state.count + 1), info
 
         return StatsTransform(init, update)
 
@@ -68,7 +66,8 @@ def robbins_monro(step_size: Callable) -> RobbinsMonro:
             they are.
     """
     if not callable(step_size):
-        raise TypeError(f"step_size must be a schedule count -> step size, got {step_size!r}.")
+        raise _validation.ArgumentTypeError("step_size",
+                                            f"step_size must be a schedule count -> step size, got {step_size!r}.")
     return RobbinsMonro(step_size)
 
 
@@ -98,7 +97,8 @@ def saem_step_size(burn_in: int = 20, exponent: float = 1.0) -> SAEMStepSize:
     """
     burn_in = _validation.as_int("burn_in", burn_in, minimum=0)
     if not 0.5 < exponent <= 1.0:
-        raise ValueError(f"exponent must lie in (0.5, 1] so that SAEM converges, got {exponent}.")
+        raise _validation.ArgumentError("exponent",
+                                        f"exponent must lie in (0.5, 1] so that SAEM converges, got {exponent}.")
     return SAEMStepSize(burn_in, float(exponent))
 
 

@@ -1,4 +1,4 @@
-"""Models: each offers the capabilities listed in :mod:`stochem.models.base`."""
+"""Models: each offers some of the capabilities declared in :mod:`stochem.capabilities`."""
 
 from stochem.models.binomial_mixture import BinomialMixture, BinomialMixtureParams
 from stochem.models.categorical_mixture import CategoricalMixture, CategoricalMixtureParams

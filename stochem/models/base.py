@@ -1,32 +1,24 @@
-"""Model capabilities, and the shared machinery of finite-latent models.
+"""The shared machinery of models: generic capabilities built from model-specific ones.
 
-A stochem model is a small frozen dataclass (hashable, so compiled programs can
-be cached on it) offering some of these capabilities:
+What a model can do is declared by the protocols of :mod:`stochem.capabilities`
+(one table there). :class:`ModelBase` turns user parameters into the params
+NamedTuple and supplies the generic members of those protocols from what the
+model writes itself:
 
-=========================================  =========================================
-``params_type``                            the parameter NamedTuple class
-``constraints``                            field name -> numpyro constraint
-``prepare_data(data)``                     validate and convert user data (no tracing)
-``prepare_params(params, data)``           validate user parameters (no tracing)
-``init_params(key, data)``                 a documented, seeded start
-``log_marginal(params, data)``             ℓ(θ) = log p(o; θ), when tractable
-``log_joint(params, data, latent)``        log p(o, m; θ)
-``suff_stats(data, latent)``               T(o, m): the *only* place a statistic is written
-``expected_stats(params, data)``           E[T(o, m) | o; θ]      (exact completion)
-``expected_stats_and_loglik(params, data)``  both in one pass (optional; saves a pass per step)
-``sample_latent(key, params, data)``       m ~ P(m | o; θ)        (sampling completion)
-``m_step(stats)``                          argmax_θ Q(θ) in closed form
-``complete_loglik(params, stats)``         Q(θ) through the statistics (gradient M-step)
-``linear_statistics``                      False when Q is not linear in the statistics
-                                           (they are raw draws): SAEM cannot average them
-=========================================  =========================================
+* ``stats_sampler`` / ``sampled_stats`` (sampling completion) from
+  ``sample_latent`` and ``suff_stats``;
+* ``expected_stats_and_loglik`` (exact completion) from ``expected_stats``,
+  without ℓ (a model with a fused pass overrides it);
+* ``num_rows`` / ``take_rows`` / ``full_data_stats`` (minibatches, blocks) for
+  data whose leaves share a leading axis of rows and statistics that are sums
+  over rows.
 
 How one statistic serves both completions: every model here has complete-data
 statistics that are *linear* in a feature encoding φ(m) of the latent data, so
 E[T(o, m)] = T(o, E[φ(m)]). ``sample_latent`` returns φ(m) for one draw (a
 one-hot label, a filled-in vector) and the exact completion passes E[φ(m)] (the
 posterior probabilities, or the conditional moments) to the same
-``suff_stats``.
+``suff_stats``; such models declare ``linear_statistics = True``.
 """
 
 from __future__ import annotations
@@ -35,23 +27,65 @@ import jax
 import jax.numpy as jnp
 
 from stochem import _validation
+from stochem import rows as row_data
 
 
 class ModelBase:
-    """What every model shares: turning user parameters into the params NamedTuple."""
+    """What every model shares: user parameters, and the generic members of the capabilities."""
 
     params_type: type
 
     def prepare_params(self, params, data):
         """Check user parameters; subclasses add shape and range checks in ``check_params``."""
         params = _validation.params_from_user(self.params_type, params)
-        arrays = {name: _validation.as_float_array(f"init.{name}", getattr(params, name))
-                  for name in self.params_type._fields}
+        arrays = {name: _validation.as_float_array(f"init.{name}", value)
+                  for name, value in params._asdict().items()}
         self.check_params(arrays, data)
         return self.params_type(**{name: jnp.asarray(value) for name, value in arrays.items()})
 
     def check_params(self, arrays, data):  # pragma: no cover - overridden
         """Raise ``ValueError`` for parameters that do not fit this model and data."""
+
+    # --- sampled completion (PosteriorSampler) ----------------------------------------------
+    def stats_sampler(self, params, data):
+        """``(draw, loglik)``: ``draw(key) -> T(o, m)`` for one ``m ~ P(m | o; θ)``, and ℓ(θ) or ``None``.
+
+        Generic: each draw is ``suff_stats(data, sample_latent(key, params, data))``.
+        A model overrides this to do the work that does not depend on the key
+        (the posterior) once, when it is called, rather than once per draw,
+        and to return ℓ(θ) computed on the way; the statistics must still come
+        from ``suff_stats``.
+        """
+        return (lambda key: self.suff_stats(data, self.sample_latent(key, params, data))), None
+
+    def sampled_stats(self, key, params, data):
+        """``(T(o, m), loglik)`` for one draw ``m ~ P(m | o; θ)``: the same draw as ``stats_sampler(...)[0](key)``.
+
+        A model overrides this with a fused pass when one draw can be made
+        without storing the posterior (stochastic EM then costs about one exact
+        E-step).
+        """
+        draw, loglik = self.stats_sampler(params, data)
+        return draw(key), loglik
+
+    # --- exact completion (ExactEStep) ----------------------------------------------------------
+    def expected_stats_and_loglik(self, params, data):
+        """``(E[T(o, m) | o; θ], None)``; a model whose E-step gives ℓ(θ) on the way returns it instead of ``None``."""
+        return self.expected_stats(params, data), None
+
+    # --- rows (RowData) -----------------------------------------------------------------------------
+    def num_rows(self, data) -> int:
+        """The number of rows (observations, or sequences) of the prepared data."""
+        return row_data.num_rows(data)
+
+    def take_rows(self, data, rows):
+        """The prepared data of the rows ``rows`` (an index array, possibly traced)."""
+        return row_data.take_rows(data, rows)
+
+    def full_data_stats(self, stats, rows, num_rows: int):
+        """The statistics that rows ``rows`` contribute to the full data's: here sums over rows, so ``stats``."""
+        del rows, num_rows
+        return stats
 
 
 class FiniteLatentModel(ModelBase):
@@ -66,6 +100,8 @@ class FiniteLatentModel(ModelBase):
     * exact statistics ``T(o, posterior)``, sampled statistics ``T(o, one_hot(draw))``,
     * ``log p(o, m) = Σ_n Σ_l φ_nl · table_nl``.
     """
+
+    linear_statistics = True
 
     def log_joint_table(self, params, data):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -86,6 +122,14 @@ class FiniteLatentModel(ModelBase):
 
     def expected_stats(self, params, data):
         return self.suff_stats(data, self.posterior(params, data))
+
+    def categorical_posterior(self, params, data):
+        """The posterior ``[N, L]`` (:class:`stochem.capabilities.CategoricalLatents`)."""
+        return self.posterior(params, data)
+
+    def weighted_stats(self, data, weights):
+        """The statistics of latent weights ``[N, L]``: ``suff_stats`` itself, linear in them."""
+        return self.suff_stats(data, weights)
 
     def expected_stats_and_loglik(self, params, data):
         """``(E[T(o, m) | o; θ], ℓ(θ))`` from one evaluation of the log-joint table."""

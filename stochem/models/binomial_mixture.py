@@ -17,6 +17,7 @@ from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem.models.base import FiniteLatentModel
+from stochem.models.symmetry import Symmetry
 
 
 class BinomialMixtureParams(NamedTuple):
@@ -48,6 +49,7 @@ class BinomialMixture(FiniteLatentModel):
     num_trials: int = 10
 
     params_type = BinomialMixtureParams
+    label_symmetry = Symmetry(component_fields=("weights", "probs"))
     constraints = {"weights": constraints.simplex, "probs": constraints.unit_interval}
 
     def __post_init__(self):
@@ -97,7 +99,7 @@ class BinomialMixture(FiniteLatentModel):
             probs=stats.heads / (self.num_trials * counts),
         )
 
-    def complete_loglik(self, params, stats):
+    def complete_loglik(self, params, data, stats):
         """Q(θ) = Σ_k N_k log w_k + H_k log p_k + (n N_k − H_k) log(1 − p_k) (+ const)."""
         tails = self.num_trials * stats.counts - stats.heads
         return jnp.sum(xlogy(stats.counts, params.weights) + xlogy(stats.heads, params.probs)

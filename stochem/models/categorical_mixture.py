@@ -29,6 +29,7 @@ from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem.models.base import FiniteLatentModel
+from stochem.models.symmetry import Symmetry
 
 
 class CategoricalMixtureParams(NamedTuple):
@@ -69,6 +70,7 @@ class CategoricalMixture(FiniteLatentModel):
     num_categories: int = 6
 
     params_type = CategoricalMixtureParams
+    label_symmetry = Symmetry(component_fields=("weights", "probs"))
     constraints = {"weights": constraints.simplex, "probs": constraints.simplex}
 
     def __post_init__(self):
@@ -145,6 +147,6 @@ class CategoricalMixture(FiniteLatentModel):
             probs=face_counts / jnp.sum(face_counts, axis=-1, keepdims=True),
         )
 
-    def complete_loglik(self, params, stats):
+    def complete_loglik(self, params, data, stats):
         """Q(θ) = Σ_k N_k log w_k + Σ_k Σ_c F_kc log p_kc (+ the multinomial coefficients)."""
         return jnp.sum(xlogy(stats.sessions, params.weights)) + jnp.sum(xlogy(stats.face_counts, params.probs))

@@ -26,6 +26,7 @@ from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem.models.base import FiniteLatentModel
+from stochem.models.symmetry import Symmetry
 
 
 class DiceSumParams(NamedTuple):
@@ -56,6 +57,7 @@ class DiceSum(FiniteLatentModel):
     num_faces: int = 6
 
     params_type = DiceSumParams
+    label_symmetry = Symmetry(exchangeable_fields=("probs1", "probs2"))  # the two dice
     constraints = {"probs1": constraints.simplex, "probs2": constraints.simplex}
 
     def __post_init__(self):
@@ -117,6 +119,6 @@ class DiceSum(FiniteLatentModel):
         return DiceSumParams(*((counts + floor) / jnp.sum(counts + floor)
                                for counts in (stats.face_counts1, stats.face_counts2)))
 
-    def complete_loglik(self, params, stats):
+    def complete_loglik(self, params, data, stats):
         """Q(θ) = Σ_i D1_i log probs1_i + Σ_j D2_j log probs2_j."""
         return jnp.sum(xlogy(stats.face_counts1, params.probs1)) + jnp.sum(xlogy(stats.face_counts2, params.probs2))

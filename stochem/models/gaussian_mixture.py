@@ -24,6 +24,7 @@ from stochem import _validation
 from stochem.models import _gaussian
 from stochem.models._blocks import block_size_for, map_and_sum_blocks, sum_blocks
 from stochem.models.base import FiniteLatentModel
+from stochem.models.symmetry import Symmetry
 
 COVARIANCE_TYPES = tuple(_gaussian.STRUCTURES)
 INIT_METHODS = ("kmeans++", "random_from_data")
@@ -101,6 +102,12 @@ class GaussianMixture(FiniteLatentModel):
     @property
     def _structure(self):
         return _gaussian.STRUCTURES[self.covariance_type]
+
+    @property
+    def label_symmetry(self) -> Symmetry:
+        """The components are exchangeable (a tied covariance belongs to none of them)."""
+        fields = ("weights", "means") if self.covariance_type == "tied" else ("weights", "means", "covariances")
+        return Symmetry(component_fields=fields)
 
     @property
     def constraints(self):
@@ -231,10 +238,6 @@ class GaussianMixture(FiniteLatentModel):
         return sum_blocks(block_pass, self._block_size(x), (x,), (0,))
 
     def stats_sampler(self, params, x):
-        """``key -> T(o, m)`` for one draw ``m ~ P(m | o; θ)``; see :meth:`stats_sampler_and_loglik`."""
-        return self.stats_sampler_and_loglik(params, x)[0]
-
-    def stats_sampler_and_loglik(self, params, x):
         """A sampler of completed-data statistics, with the posterior computed once, and ℓ(θ).
 
         The posterior's cumulative sums ``F_kn = Σ_{j≤k} P(m_n = j | x_n)`` for
@@ -269,10 +272,10 @@ class GaussianMixture(FiniteLatentModel):
 
         return draw, loglik
 
-    def sampled_stats_and_loglik(self, key, params, x):
+    def sampled_stats(self, key, params, x):
         """One draw's statistics ``T(o, m)``, ``m ~ P(m | o; θ)``, and ℓ(θ), in one pass.
 
-        The same draw as ``stats_sampler_and_loglik(params, x)[0](key)`` (same
+        The same draw as ``stats_sampler(params, x)[0](key)`` (same
         uniforms, same inversion), but the posterior of each block is used as
         soon as it is computed instead of being stored: when only one
         completion is drawn (stochastic EM) this costs about one exact E-step.
@@ -336,7 +339,7 @@ class GaussianMixture(FiniteLatentModel):
         covariances = self._structure.m_step(padded_counts, means, stats.second_moments, self.reg_covar)
         return GaussianMixtureParams(padded_counts / jnp.sum(padded_counts), means, covariances)
 
-    def complete_loglik(self, params, stats):
+    def complete_loglik(self, params, data, stats):
         """``Q(θ) = Σ_k N_k log w_k + Σ_k Σ_n φ_nk log N(x_n; μ_k, Σ_k)``.
 
         The Gaussian term is ``−½ Σ_k [N_k (D log 2π + log|Σ_k|) + tr(Σ_k⁻¹ C_k)]`` with

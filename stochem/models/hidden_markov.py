@@ -39,6 +39,7 @@ from stochem import _validation
 from stochem.models import _gaussian
 from stochem.models import hmm_inference
 from stochem.models.base import ModelBase
+from stochem.models.symmetry import Symmetry
 
 EMISSIONS = ("categorical", "gaussian")
 _FULL = _gaussian.STRUCTURES["full"]
@@ -181,6 +182,14 @@ class HiddenMarkovModel(ModelBase):
     def params_type(self):
         """:class:`CategoricalHMMParams` or :class:`GaussianHMMParams`, by ``emission``."""
         return CategoricalHMMParams if self._categorical else GaussianHMMParams
+
+    linear_statistics = True
+
+    @property
+    def label_symmetry(self) -> Symmetry:
+        """The states are exchangeable; relabelling them permutes rows and columns of A (``P A Pᵀ``)."""
+        emission = ("emission_probs",) if self._categorical else ("means", "covariances")
+        return Symmetry(component_fields=("initial_probs",) + emission, square_fields=("transition_matrix",))
 
     @property
     def constraints(self):
@@ -372,7 +381,7 @@ class HiddenMarkovModel(ModelBase):
 
     def log_joint(self, params, data: HMMData, latent: HMMLatent):
         """log p(o, m; θ) for a one-hot path (its expectation for soft ``latent``)."""
-        return self.complete_loglik(params, self.suff_stats(data, latent))
+        return self.complete_loglik(params, data, self.suff_stats(data, latent))
 
     # --- statistics and M-step -------------------------------------------------------------
 
@@ -417,7 +426,7 @@ class HiddenMarkovModel(ModelBase):
         covariances = _FULL.m_step(padded_counts, means, stats.second_moments, self.reg_covar)
         return GaussianHMMParams(initial_probs, transition_matrix, means, covariances)
 
-    def complete_loglik(self, params, stats):
+    def complete_loglik(self, params, data, stats):
         """``Q(θ) = Σ_i n_i log π_i + Σ_ij n_ij log A_ij + emission term``.
 
         Categorical: ``Σ_ic n_ic log B_ic``. Gaussian:

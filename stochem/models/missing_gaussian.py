@@ -109,6 +109,7 @@ class MissingGaussian(ModelBase):
     reg_covar: float = 0.0
 
     params_type = MissingGaussianParams
+    linear_statistics = True
     constraints = {"mean": constraints.real_vector, "covariance": constraints.positive_definite}
 
     def __post_init__(self):
@@ -275,7 +276,7 @@ class MissingGaussian(ModelBase):
         Computed through the statistics, so for the exact completion (the
         conditional moments) it is the expectation E[log p(x_o, x_m) | x_o].
         """
-        return self.complete_loglik(params, self.suff_stats(data, latent))
+        return self.complete_loglik(params, data, self.suff_stats(data, latent))
 
     def m_step(self, stats):
         """μ = S₁ / n,  Σ = S₂ / n − μ μᵀ + reg_covar · I  (symmetrized)."""
@@ -284,7 +285,7 @@ class MissingGaussian(ModelBase):
         covariance = 0.5 * (covariance + covariance.T) + self.reg_covar * jnp.eye(mean.shape[0])
         return MissingGaussianParams(mean=mean, covariance=covariance)
 
-    def complete_loglik(self, params, stats):
+    def complete_loglik(self, params, data, stats):
         """Q(θ) = −½ [n D log 2π + n log det Σ + tr(Σ⁻¹ (S₂ − μ S₁ᵀ − S₁ μᵀ + n μ μᵀ))]."""
         mean, covariance = params.mean, params.covariance
         dim = mean.shape[0]

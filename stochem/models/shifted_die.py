@@ -118,7 +118,7 @@ class ShiftedDie(FiniteLatentModel):
             face_probs=face_counts / jnp.sum(face_counts),
         )
 
-    def complete_loglik(self, params, stats):
+    def complete_loglik(self, params, data, stats):
         """Q(θ) = H log p + T log(1 − p) + Σ_f D_f log face_probs_f."""
         return (xlogy(stats.heads, params.p_heads) + xlog1py(stats.tails, -params.p_heads)
                 + jnp.sum(xlogy(stats.face_counts, params.face_probs)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from stochem.base import EmptyState, MStepTransform
+from stochem.capabilities import ClosedFormMStep, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -12,18 +13,14 @@ class ClosedForm:
     """Factory for the closed-form M-step (``model.m_step(stats)``)."""
 
     def __call__(self, model) -> MStepTransform:
-        if not hasattr(model, "m_step"):
-            raise TypeError(
-                f"mstep=closed_form() needs a model with m_step(stats); {type(model).__name__} "
-                "has none. Use mstep=gradient(optimizer, num_steps)."
-            )
+        require(model, ClosedFormMStep, "mstep=closed_form()", "Use mstep=gradient(optimizer, num_steps).")
 
-        def init(params):
-            del params
+        def init(params, data):
+            del params, data
             return EmptyState()
 
-        def update(stats, params, state):
-            del params
+        def update(stats, state, params, data):
+            del params, data
             return model.m_step(stats), state
 
         return MStepTransform(init, update)

@@ -15,7 +15,9 @@ from typing import Any
 import jax
 import optax
 
+from stochem import _validation
 from stochem.base import MStepTransform
+from stochem.capabilities import CompleteLikelihood, require
 from stochem.unconstrained import to_constrained, to_unconstrained
 
 
@@ -34,31 +36,27 @@ class Gradient:
 
     def __post_init__(self):
         if not isinstance(self.optimizer, optax.GradientTransformation):
-            raise TypeError(
-                "optimizer must be an optax.GradientTransformation, e.g. optax.adam(1e-2); "
+            raise _validation.ArgumentTypeError(
+                "optimizer", "optimizer must be an optax.GradientTransformation, e.g. optax.adam(1e-2); "
                 f"got {type(self.optimizer).__name__}."
             )
         if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int) or self.num_steps < 1:
-            raise ValueError(f"num_steps must be a positive integer, got {self.num_steps!r}.")
+            raise _validation.ArgumentError("num_steps", f"num_steps must be a positive integer, got {self.num_steps!r}.")
 
     def __call__(self, model):
-        for needed in ("complete_loglik", "constraints"):
-            if not hasattr(model, needed):
-                raise TypeError(
-                    f"mstep=gradient(...) needs a model with {needed}; "
-                    f"{type(model).__name__} has none."
-                )
+        require(model, CompleteLikelihood, "mstep=gradient(...)")
         # Optimizers such as optax.lbfgs need the objective's value and the
         # objective itself; plain ones ignore these extra arguments.
         optimizer = optax.with_extra_args_support(self.optimizer)
         num_steps = self.num_steps
 
-        def init(params):
+        def init(params, data):
+            del data
             return optimizer.init(to_unconstrained(model, params))
 
-        def update(stats, params, state):
+        def update(stats, state, params, data):
             def negative_q(unconstrained):
-                return -model.complete_loglik(to_constrained(model, params, unconstrained), stats)
+                return -model.complete_loglik(to_constrained(model, params, unconstrained), data, stats)
 
             def one_step(carry, _):
                 unconstrained, opt_state = carry

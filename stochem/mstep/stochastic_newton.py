@@ -30,7 +30,10 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from stochem import _validation
 from stochem.base import MStepTransform
+from stochem.capabilities import CompleteLikelihood, require
+from stochem.robbins_monro import robbins_monro_step, step_size_at
 from stochem.unconstrained import flat_unconstrained
 
 
@@ -46,26 +49,24 @@ class StochasticNewton:
     step_size: Callable
 
     def __call__(self, model) -> MStepTransform:
-        for needed in ("complete_loglik", "constraints"):
-            if not hasattr(model, needed):
-                raise TypeError(f"mstep=stochastic_newton(...) needs a model with {needed}; "
-                                f"{type(model).__name__} has none.")
+        require(model, CompleteLikelihood, "mstep=stochastic_newton(...)")
         step_size = self.step_size
 
-        def init(params):
+        def init(params, data):
+            del data
             vector, _ = flat_unconstrained(model, params)
             return StochasticNewtonState(jnp.zeros((vector.shape[0],) * 2, vector.dtype), jnp.asarray(0))
 
-        def update(stats, params, state):
+        def update(stats, state, params, data):
             vector, unflatten = flat_unconstrained(model, params)
 
             def q_hat(flat):
-                return model.complete_loglik(unflatten(flat), stats)
+                return model.complete_loglik(unflatten(flat), data, stats)
 
             score = jax.grad(q_hat)(vector)
             observed_information = -jax.hessian(q_hat)(vector)
-            gamma = jnp.where(state.count == 0, 1.0, jnp.asarray(step_size(state.count), vector.dtype))
-            information = state.information + gamma * (observed_information - state.information)
+            gamma = step_size_at(step_size, state.count, vector.dtype)
+            information = robbins_monro_step(state.information, observed_information, gamma)
             information = 0.5 * (information + information.T)
             cholesky = jnp.linalg.cholesky(information)
             newton = jax.scipy.linalg.cho_solve((cholesky, True), score)
@@ -99,5 +100,6 @@ def stochastic_newton(step_size: Callable | None = None) -> StochasticNewton:
 
         step_size = saem_step_size()
     if not callable(step_size):
-        raise TypeError(f"step_size must be a schedule count -> step size, got {step_size!r}.")
+        raise _validation.ArgumentTypeError(
+            "step_size", f"step_size must be a schedule count -> step size, got {step_size!r}.")
     return StochasticNewton(step_size)

@@ -43,7 +43,7 @@ def test_delta_q_estimates_the_change_of_the_exact_q():
 
     def exact_change(before, after):
         stats = MODEL.expected_stats(before, data)
-        return MODEL.complete_loglik(after, stats) - MODEL.complete_loglik(before, stats)
+        return MODEL.complete_loglik(after, data, stats) - MODEL.complete_loglik(before, data, stats)
 
     for step in (2, 4):
         estimates = np.asarray(result.trace.diagnostics.delta_q[:, step])

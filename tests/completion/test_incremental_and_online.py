@@ -98,6 +98,36 @@ def test_online_em_reaches_the_exact_fixed_point():
     assert np.abs(final - np.asarray(exact.params.probs)).max() < 0.02
 
 
+@pytest.mark.parametrize("model, data", [
+    (MODEL, coin_data(200)),
+    (se.models.GaussianMixture(2), np.random.default_rng(1).normal(size=300)),  # its E-step also gives ℓ
+])
+def test_online_em_records_the_loglik_of_the_whole_data(model, data):
+    """ℓ in the trace is ℓ(θ_t) of all the data, not of the minibatch the step completed."""
+    result = se.fit(model, data, completion=se.online_em(batch_size=20), num_iters=6, key=3)
+    prepared = model.prepare_data(data)
+    expected = [float(model.log_marginal(jax.tree_util.tree_map(lambda leaf: leaf[t], result.trace.params),
+                                         prepared)) for t in range(7)]
+    np.testing.assert_allclose(result.trace.loglik, expected, rtol=1e-12)
+
+
+def test_online_em_fits_a_numpyro_model_like_the_hand_written_one():
+    """Minibatches of a numpyro model's plate: its per-row statistics are placed at their rows."""
+    from tests.models import numpyro_examples as examples
+    import optax
+
+    heads = coin_data(120)
+    numpyro_model = se.models.from_numpyro(examples.coins, heads, 10)
+    start = {"weights": [0.4, 0.6], "probs": [0.75, 0.3]}
+    completion = se.online_em(batch_size=30)
+    by_hand = se.fit(MODEL, heads, completion=completion, init=start, num_iters=8, key=4)
+    from_numpyro = se.fit(numpyro_model, None, completion=completion, init=start, num_iters=8, key=4,
+                          mstep=se.gradient(optax.lbfgs(), num_steps=40))
+    # The same rows are drawn for the same key; L-BFGS solves each M-step of this concave Q to ~1e-8.
+    np.testing.assert_allclose(from_numpyro.trace.params.probs, by_hand.trace.params.probs, atol=1e-6)
+    np.testing.assert_allclose(from_numpyro.trace.loglik, by_hand.trace.loglik, rtol=1e-9)
+
+
 def test_minibatch_checks_the_batch_size():
     with pytest.raises(ValueError, match="batch_size=100 is larger than the 60 data rows"):
         se.fit(MODEL, coin_data(60), init=START, completion=se.online_em(batch_size=100))

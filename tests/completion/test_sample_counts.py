@@ -31,9 +31,9 @@ def test_recorded_standard_error_matches_the_spread_of_repeated_estimates():
     transform = se.monte_carlo(20)(MODEL)
     state = transform.init(params, data)
     update = jax.jit(jax.vmap(lambda key: transform.update(key, params, data, state)))
-    stats, states = update(jax.random.split(jax.random.key(0), 400))
+    stats, _, infos = update(jax.random.split(jax.random.key(0), 400))
     estimates = np.asarray(stats.heads)
-    reported = np.asarray(states.diagnostics.stats_stderr.heads).mean(axis=0)
+    reported = np.asarray(infos.diagnostics.stats_stderr.heads).mean(axis=0)
     # 400 replicates estimate a standard deviation to ~3.5% (1/sqrt(2·400)); 15% is > 4 of those.
     np.testing.assert_allclose(reported, estimates.std(axis=0, ddof=1), rtol=0.15)
 

@@ -16,18 +16,19 @@ START = {"weights": [0.4, 0.6], "probs": [0.7, 0.35]}
 def test_robbins_monro_with_one_over_k_is_the_running_mean():
     transform = se.robbins_monro(lambda count: 1.0 / (count + 1.0))(MODEL)
     sequence = np.random.default_rng(0).normal(size=(6, 3))
-    state = transform.init(jax.ShapeDtypeStruct((3,), jnp.float64))
+    state = transform.init(jax.ShapeDtypeStruct((3,), jnp.float64), None, None)
     for k, stats in enumerate(sequence):
-        smoothed, state = transform.update(jnp.asarray(stats), state)
+        smoothed, state, _ = transform.update(jax.random.key(k), None, None, state, jnp.asarray(stats), se.CompletionInfo())
         np.testing.assert_allclose(smoothed, sequence[: k + 1].mean(axis=0), atol=1e-12)
 
 
 def test_first_statistics_are_taken_whole_whatever_the_schedule():
     transform = se.robbins_monro(lambda count: 0.1)(MODEL)
-    state = transform.init(jax.ShapeDtypeStruct((2,), jnp.float64))
-    smoothed, state = transform.update(jnp.array([3.0, 4.0]), state)
+    state = transform.init(jax.ShapeDtypeStruct((2,), jnp.float64), None, None)
+    info = se.CompletionInfo()
+    smoothed, state, _ = transform.update(jax.random.key(0), None, None, state, jnp.array([3.0, 4.0]), info)
     np.testing.assert_allclose(smoothed, [3.0, 4.0])
-    smoothed, _ = transform.update(jnp.array([13.0, 4.0]), state)
+    smoothed, _, _ = transform.update(jax.random.key(1), None, None, state, jnp.array([13.0, 4.0]), info)
     np.testing.assert_allclose(smoothed, [4.0, 4.0])
 
 

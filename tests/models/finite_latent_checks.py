@@ -115,7 +115,7 @@ def assert_log_joint_is_complete_loglik_plus_constant(model, data, latent, param
     binomial coefficients), so it must be the same number for every θ.
     """
     stats = model.suff_stats(data, latent)
-    difference = jax.jit(lambda params: model.log_joint(params, data, latent) - model.complete_loglik(params, stats))
+    difference = jax.jit(lambda params: model.log_joint(params, data, latent) - model.complete_loglik(params, data, stats))
     differences = [float(difference(model.prepare_params(params, data))) for params in params_list]
     np.testing.assert_allclose(differences, differences[0], atol=1e-12)
 

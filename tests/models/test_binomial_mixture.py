@@ -90,7 +90,7 @@ def test_complete_loglik_matches_log_joint_up_to_a_constant(coins_model):
     for probs in ([0.6, 0.5], [0.9, 0.2], [0.3, 0.55]):
         params = coins_model.prepare_params({"weights": [0.4, 0.6], "probs": probs}, None)
         differences.append(float(coins_model.log_joint(params, data, latent)
-                                 - coins_model.complete_loglik(params, stats)))
+                                 - coins_model.complete_loglik(params, data, stats)))
     np.testing.assert_allclose(differences, differences[0], atol=1e-12)
 
 

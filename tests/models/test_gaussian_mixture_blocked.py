@@ -123,8 +123,8 @@ def test_one_fused_draw_is_the_samplers_draw(covariance_type):
     params = model.prepare_params(dict(zip(("weights", "means", "covariances"),
                                            start_for(x, 4, covariance_type))), data)
     key = jax.random.key(3)
-    fused, fused_loglik = model.sampled_stats_and_loglik(key, params, data)
-    draw, loglik = model.stats_sampler_and_loglik(params, data)
+    fused, fused_loglik = model.sampled_stats(key, params, data)
+    draw, loglik = model.stats_sampler(params, data)
     for ours, theirs in zip(fused, draw(key)):
         np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
     np.testing.assert_allclose(fused_loglik, loglik, rtol=1e-13)

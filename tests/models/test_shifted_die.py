@@ -159,7 +159,7 @@ def test_gradient_m_step_lands_on_the_closed_form_m_step():
     np.testing.assert_allclose(result.params.face_probs, closed.face_probs, atol=1e-4)
     # The closed form is the maximizer of Q: the gradient answer never beats it.
     stats = MODEL.expected_stats(params, data)
-    assert MODEL.complete_loglik(result.params, stats) <= MODEL.complete_loglik(closed, stats) + 1e-9
+    assert MODEL.complete_loglik(result.params, data, stats) <= MODEL.complete_loglik(closed, data, stats) + 1e-9
 
 
 @pytest.mark.parametrize(

@@ -23,9 +23,10 @@ def test_unconstrained_round_trip():
 
 def test_one_gradient_mstep_equals_the_closed_form():
     params = MODEL.prepare_params(START, None)
-    stats = MODEL.expected_stats(params, MODEL.prepare_data(HEADS))
+    data = MODEL.prepare_data(HEADS)
+    stats = MODEL.expected_stats(params, data)
     transform = se.gradient(OPTIMIZER, num_steps=3000)(MODEL)
-    new_params, _ = jax.jit(transform.update)(stats, params, transform.init(params))
+    new_params, _ = jax.jit(transform.update)(stats, transform.init(params, data), params, data)
     closed = MODEL.m_step(stats)
     # Q is strictly concave in (weights, probs); adam's final jitter at lr 0.05 after
     # 3000 steps is far below 1e-5 in these units.

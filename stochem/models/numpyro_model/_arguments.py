@@ -69,31 +69,6 @@ class ModelArguments:
             leaves[position] = array
         return jax.tree_util.tree_unflatten(self.treedef, leaves)
 
-    def as_float(self, data) -> tuple:
-        """``data`` with every array as floats, the form statistics carry it in.
-
-        Statistics are averaged, given standard errors and Robbins–Monro
-        updated leaf by leaf; float leaves keep those operations type-stable.
-        Whole numbers up to 2^53 (2^24 in float32) survive the round trip.
-        """
-        return tuple(jnp.asarray(array, dtype=jnp.result_type(float)) for array in data)
-
-    def restore_dtypes(self, data) -> tuple:
-        """``data`` (as carried in statistics) cast back to the original dtypes.
-
-        Integer and boolean arrays are rounded first: an average of identical
-        copies may differ from the whole number by rounding error.
-        """
-        restored = []
-        for array, original in zip(data, self.arrays):
-            dtype = jnp.asarray(original).dtype
-            if array.dtype != dtype:
-                if not jnp.issubdtype(dtype, jnp.inexact):
-                    array = jnp.round(array)
-                array = array.astype(dtype)
-            restored.append(array)
-        return tuple(restored)
-
     def signature(self) -> tuple:
         """What the compiled program depends on: structure, static leaves, array shapes and dtypes."""
         return (

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import constrain_fn, potential_energy
 
+from stochem.capabilities import ExactEStep, PosteriorSampler, TractableLikelihood
 from stochem.models.numpyro_model._model import NumpyroModel
 
 
@@ -42,25 +43,21 @@ class LatentDraws(NamedTuple):
     Attributes:
         draws: ``{latent site name: values}``, each with a leading axis of
             length S (the draws).
-        data: the model's array data as floats (Q(θ) needs them).
     """
 
     draws: Any
-    data: Any
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ContinuousNumpyroModel(NumpyroModel):
     """A numpyro model with continuous latent sites: completion by ``stochem.mcmc``.
 
-    Capabilities: ``log_joint``, ``suff_stats``, ``complete_loglik`` and, for
-    the MCMC completion, ``init_position``, ``potential_energy`` and
-    ``stats_from_positions``. No ``log_marginal``, ``expected_stats`` or
-    ``sample_latent``: asking for them raises an ``AttributeError`` that names
-    the continuous sites.
+    Capabilities (:mod:`stochem.capabilities`): ``CompleteLikelihood`` and,
+    for the MCMC completion, ``LatentDensity``. No ``TractableLikelihood``,
+    ``ExactEStep``, ``PosteriorSampler`` or ``LinearStatistics`` (the
+    statistics are the raw draws: SAEM must not average them);
+    :meth:`capability_hint` says why, naming the continuous sites.
     """
-
-    linear_statistics = False  # the statistics are raw draws: SAEM must not average them
 
     def unconstrained_shapes(self) -> dict:
         """``{latent site: shape of its unconstrained value}``."""
@@ -81,26 +78,18 @@ class ContinuousNumpyroModel(NumpyroModel):
         """Statistics of S chain positions (a dict with a leading axis S): the constrained draws."""
         args, kwargs = self.arguments.rebuild(data)
         draws = constrain_fn(self.with_params(params), args, kwargs, positions, batch_ndims=1)
-        return LatentDraws(draws={name: draws[name] for name in self.latent_names},
-                           data=self.arguments.as_float(data))
+        return LatentDraws(draws={name: draws[name] for name in self.latent_names})
 
-    def suff_stats(self, data, latent) -> LatentDraws:
-        """Statistics of one completion ``latent`` (a dict of site values): a single draw."""
-        return LatentDraws(draws={name: jnp.asarray(latent[name])[None] for name in self.latent_names},
-                           data=self.arguments.as_float(data))
-
-    def complete_loglik(self, params, stats: LatentDraws):
+    def complete_loglik(self, params, data, stats: LatentDraws):
         """Q(θ) = (1/S) Σ_s log p(o, m_s; θ)."""
-        data = self.arguments.restore_dtypes(stats.data)
         per_draw = jax.vmap(lambda draw: self.log_joint(params, data, draw))(stats.draws)
         return jnp.mean(per_draw)
 
-    def __getattr__(self, name):
-        if name in ("expected_stats", "sample_latent", "log_marginal", "posterior"):
-            raise AttributeError(
-                f"the latent sites {list(self.latent_names)} are continuous, so this model has no "
-                f"{name}: exact() and monte_carlo(num_samples) need a closed-form posterior; use "
-                "completion=stochem.mcmc(num_samples). For the log-likelihood use "
-                "stochem.models.numpyro_model.estimate_loglik."
-            )
-        raise AttributeError(name)
+    def capability_hint(self, capability) -> str | None:
+        """Why a capability of :mod:`stochem.capabilities` is missing: the latent sites are continuous."""
+        if capability in (ExactEStep, PosteriorSampler, TractableLikelihood):
+            return (f"The latent sites {list(self.latent_names)} are continuous, so P(m | o; θ) has no "
+                    "closed form: exact() and monte_carlo(num_samples) need one; use "
+                    "completion=stochem.mcmc(num_samples). For the log-likelihood use "
+                    "stochem.models.numpyro_model.estimate_loglik or fit(..., loglik=stochem.importance_loglik()).")
+        return None

@@ -38,6 +38,7 @@ from jax.scipy.special import logsumexp
 from numpyro.infer.util import compute_log_probs
 
 from stochem import _validation
+from stochem.capabilities import LatentDensity
 from stochem.models.numpyro_model._model import NumpyroModel
 from stochem.models.numpyro_model._sites import ModelSites
 
@@ -52,13 +53,11 @@ class ConfigurationWeights(NamedTuple):
 
     Attributes:
         weights: ``[N, L]``, weight of each joint configuration of the latent
-            sites in each plate element (rows sum to one).
-        data: the model's array data as floats (Q(θ) needs them, and stochem's
-            gradient M-step passes only the statistics).
+            sites in each plate element (rows sum to one; after a minibatch,
+            rows outside the batch are 0 and the batch's rows are scaled).
     """
 
     weights: Any
-    data: Any
 
 
 class EnumerationPlan(NamedTuple):
@@ -170,13 +169,17 @@ def plan_enumeration(sites: ModelSites) -> EnumerationPlan:
 class EnumeratedNumpyroModel(NumpyroModel):
     """A numpyro model with discrete latent sites only: exact and Monte Carlo EM.
 
-    Capabilities: ``log_marginal`` (exact), ``expected_stats`` (exact
-    completion), ``sample_latent`` (exact posterior draws, a dict of site
-    values), ``suff_stats``, ``complete_loglik``, ``log_joint``. See the module
-    docstring for the enumeration and its limits.
+    Capabilities (:mod:`stochem.capabilities`): ``TractableLikelihood``
+    (exact ℓ), ``ExactEStep``, ``PosteriorSampler`` (exact posterior draws, a
+    dict of site values), ``CompleteLikelihood``, ``LinearStatistics``,
+    ``CategoricalLatents`` (exact standard errors) and ``RowData`` (the plate's
+    elements are the rows). See the module docstring for the enumeration and
+    its limits.
     """
 
     plan: EnumerationPlan = dataclasses.field(repr=False)
+
+    linear_statistics = True
 
     def _signature(self) -> tuple:
         return super()._signature() + (self.plan.signature(),)
@@ -191,7 +194,8 @@ class EnumeratedNumpyroModel(NumpyroModel):
         """``{site: log prob}`` under every configuration, each with a leading axis of length L."""
         args, kwargs = self.arguments.rebuild(data)
         model = self.with_params(params)
-        shapes = {site.name: site.shape for site in self.sites.latents}
+        num_rows = self._rows_in(data)
+        shapes = {site.name: self._site_shape(site, num_rows) for site in self.sites.latents}
 
         def one_configuration(values):
             latent = {name: jnp.broadcast_to(value, shapes[name]) for name, value in values.items()}
@@ -201,24 +205,26 @@ class EnumeratedNumpyroModel(NumpyroModel):
         return jax.vmap(one_configuration)(self._configuration_latents())
 
     def _per_element(self, log_prob):
-        """``[L, *batch]`` -> ``[N, L]``: sum everything but the plate dimension."""
+        """``[L, *batch]`` -> ``[N, L]``: sum everything but the plate dimension.
+
+        ``N`` is read from the plate dimension, so a batch of rows (``take_rows``) has its own size.
+        """
         num_configurations = log_prob.shape[0]
         if self.plan.plate is None:
             return jnp.reshape(log_prob, (num_configurations, -1)).sum(axis=1)[None, :]
         axis = log_prob.ndim + self.plan.plate.dim
         by_element = jnp.moveaxis(log_prob, axis, 1)
-        return jnp.reshape(by_element, (num_configurations, self.plan.num_elements, -1)).sum(axis=2).T
+        return jnp.reshape(by_element, (num_configurations, by_element.shape[1], -1)).sum(axis=2).T
 
     def log_joint_tables(self, params, data):
         """``(a, b)``: ``a[n, c] = a_n(c)`` of shape ``[N, L]``, and the scalar ``b`` (module docstring)."""
-        local = jnp.zeros((self.plan.num_elements, self.plan.num_configurations))
-        outside = jnp.zeros(self.plan.num_configurations)
+        local, outside = 0.0, jnp.zeros(self.plan.num_configurations)
         for name, log_prob in self.site_log_probs(params, data).items():
             if name in self.plan.local_sites:
                 local = local + self._per_element(log_prob)
             else:
                 outside = outside + jnp.reshape(log_prob, (log_prob.shape[0], -1)).sum(axis=1)
-        return local, outside[0]
+        return jnp.asarray(local), outside[0]
 
     def check_structure(self, params, data) -> None:
         """On concrete values: plate sites vary along the plate, outside sites ignore the latents.
@@ -260,7 +266,8 @@ class EnumeratedNumpyroModel(NumpyroModel):
 
     def configuration_index(self, latent):
         """Latent site values (a dict) -> index of the configuration of each plate element, ``[N]``."""
-        num_elements = self.plan.num_elements
+        first = self.sites.latents[0]
+        num_elements = jnp.size(latent[first.name]) // max(1, math.prod(first.event_shape))
         index = jnp.zeros((num_elements,), dtype=int)
         for site, support in zip(self.sites.latents, self.plan.supports):
             values = jnp.reshape(latent[site.name], (num_elements, 1) + site.event_shape)
@@ -268,28 +275,33 @@ class EnumeratedNumpyroModel(NumpyroModel):
             index = index * len(support) + jnp.argmax(jnp.all(matches, axis=-1), axis=-1)
         return index
 
-    def weights_stats(self, data, weights) -> ConfigurationWeights:
+    def weighted_stats(self, data, weights) -> ConfigurationWeights:
         """The statistics for configuration weights ``φ`` ``[N, L]`` (linear in ``φ``)."""
-        return ConfigurationWeights(weights=weights, data=self.arguments.as_float(data))
+        del data
+        return ConfigurationWeights(weights=weights)
+
+    def categorical_posterior(self, params, data):
+        """``P(m_n = c | o_n; θ)`` ``[N, L]``: one categorical latent (a configuration) per plate element."""
+        return self.posterior(params, data)
 
     def suff_stats(self, data, latent):
         """Statistics of one completion ``latent`` (a dict of site values): one-hot configurations."""
         weights = jax.nn.one_hot(self.configuration_index(latent), self.plan.num_configurations)
-        return self.weights_stats(data, weights)
+        return self.weighted_stats(data, weights)
 
     def expected_stats(self, params, data):
-        return self.weights_stats(data, self.posterior(params, data))
+        return self.weighted_stats(data, self.posterior(params, data))
 
     def sample_latent(self, key, params, data):
         """One exact posterior draw of every latent site: ``{site name: value}``."""
         local, _ = self.log_joint_tables(params, data)
         labels = jax.random.categorical(key, local, axis=-1)
-        return {site.name: jnp.reshape(values[labels], site.shape)
+        return {site.name: jnp.reshape(values[labels], self._site_shape(site, labels.shape[0]))
                 for site, values in zip(self.sites.latents, self._configuration_latents().values())}
 
-    def complete_loglik(self, params, stats: ConfigurationWeights):
+    def complete_loglik(self, params, data, stats: ConfigurationWeights):
         """Q(θ) = Σ_n Σ_c φ_nc a_n(c; θ) + b(θ); configurations of weight 0 contribute nothing."""
-        local, outside = self.log_joint_tables(params, self.arguments.restore_dtypes(stats.data))
+        local, outside = self.log_joint_tables(params, data)
         weights = stats.weights
         present = weights > 0
         return jnp.sum(jnp.where(present, weights * jnp.where(present, local, 0.0), 0.0)) + outside
@@ -301,11 +313,49 @@ class EnumeratedNumpyroModel(NumpyroModel):
             local, _ = self.log_joint_tables(params, data)
             _validation.check_observations_possible("init", local)
 
-    def __getattr__(self, name):
-        if name in ("init_position", "potential_energy", "stats_from_positions"):
-            raise AttributeError(
-                f"mcmc() samples continuous latent sites, but the latent sites {list(self.latent_names)} "
-                "are discrete; use completion=exact() or monte_carlo(num_samples), which enumerate "
-                "them exactly (Gibbs steps for discrete sites are not implemented)."
-            )
-        raise AttributeError(name)
+    # ------------------------------------------------------------------ rows
+    def _row_arrays(self) -> tuple[bool, ...]:
+        """Which array arguments hold one row per plate element (their leading axis is the plate's)."""
+        size = self.plan.num_elements
+        return tuple(bool(np.ndim(array)) and np.shape(array)[0] == size for array in self.arguments.arrays)
+
+    def _rows_in(self, data) -> int:
+        """How many plate elements ``data`` holds (fewer than the model's after ``take_rows``)."""
+        for array, per_row in zip(data, self._row_arrays()):
+            if per_row:
+                return jnp.shape(array)[0]
+        return self.plan.num_elements
+
+    def _site_shape(self, site, num_rows: int) -> tuple:
+        """A latent site's value shape for ``num_rows`` plate elements."""
+        if self.plan.plate is None:
+            return site.shape
+        shape = list(site.shape)
+        shape[len(site.batch_shape) + self.plan.plate.dim] = num_rows
+        return tuple(shape)
+
+    def num_rows(self, data) -> int:
+        """The plate elements (one row each); a model whose latent sites sit in no plate is one row."""
+        del data
+        return self.plan.num_elements
+
+    def take_rows(self, data, rows):
+        """The array arguments of plate elements ``rows``: arrays with one row per element are cut.
+
+        The model must size its plate from its data (``numpyro.plate("obs", len(y))``), so
+        that it runs on a batch of rows as on the whole data.
+        """
+        return tuple(array[rows] if per_row else array for array, per_row in zip(data, self._row_arrays()))
+
+    def full_data_stats(self, stats: ConfigurationWeights, rows, num_rows: int) -> ConfigurationWeights:
+        """A batch's weights placed at its rows among all plate elements (0 elsewhere)."""
+        full = jnp.zeros((num_rows,) + stats.weights.shape[1:], stats.weights.dtype)
+        return ConfigurationWeights(weights=full.at[rows].set(stats.weights))
+
+    def capability_hint(self, capability) -> str | None:
+        """Why a capability of :mod:`stochem.capabilities` is missing: the latent sites are discrete."""
+        if capability is LatentDensity:
+            return (f"mcmc() samples continuous latent sites, but the latent sites {list(self.latent_names)} "
+                    "are discrete; use completion=exact() or monte_carlo(num_samples), which enumerate "
+                    "them exactly (Gibbs steps for discrete sites are not implemented).")
+        return None

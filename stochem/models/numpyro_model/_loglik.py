@@ -35,6 +35,7 @@ from numpyro import handlers
 from numpyro.infer.util import compute_log_probs
 
 from stochem import _validation
+from stochem.capabilities import LatentDensity, TractableLikelihood
 
 
 class LoglikEstimate(NamedTuple):
@@ -147,7 +148,7 @@ def _check_proposal(proposal) -> None:
 
 def _estimate(model, key, params, data, num_samples, proposal, num_optimizer_steps) -> LoglikEstimate:
     """The estimate on prepared (possibly traced) arguments; exact when the model has ``log_marginal``."""
-    if not hasattr(model, "potential_energy"):  # discrete latent sites: enumerated exactly
+    if not isinstance(model, LatentDensity):  # discrete latent sites: enumerated exactly
         return LoglikEstimate(model.log_marginal(params, data), jnp.zeros(()))
     if proposal == "prior":
         log_weights = _prior_log_weights(model, key, params, data, num_samples)
@@ -174,8 +175,8 @@ class ImportanceLoglik:
 
     def __call__(self, model):
         """``estimate(key, params, data) -> LoglikEstimate`` for ``model`` (pure, jit-able)."""
-        if not hasattr(model, "potential_energy"):
-            if not hasattr(model, "log_marginal"):
+        if not isinstance(model, LatentDensity):
+            if not isinstance(model, TractableLikelihood):
                 raise TypeError(
                     f"loglik=importance_loglik(...) needs a numpyro model with continuous latent sites "
                     f"(from_numpyro) or a model with log_marginal; {type(model).__name__} has neither."

@@ -107,7 +107,8 @@ class NumpyroModel(ModelBase):
 
     def site_values(self, params) -> dict:
         """Params NamedTuple -> ``{param site name: value}``."""
-        return {site.name: getattr(params, site.field) for site in self.sites.params}
+        values = params._asdict()
+        return {site.name: values[site.field] for site in self.sites.params}
 
     def with_params(self, params):
         """The user's model with θ substituted into its param sites."""
@@ -115,7 +116,7 @@ class NumpyroModel(ModelBase):
 
     def prepare_params(self, params, data):
         """Check user parameters; a dict may leave out fields, which keep the model's initial values."""
-        if isinstance(params, tuple) and hasattr(params, "_fields") and not isinstance(params, self.params_type):
+        if _validation.is_namedtuple(params) and not isinstance(params, self.params_type):
             params = params._asdict()
         if isinstance(params, dict):  # unknown keys are reported by params_from_user
             params = {**{site.field: site.init_value for site in self.sites.params
