@@ -33,7 +33,7 @@ from stochem.completion import (
 from stochem.em import build as build_em
 from stochem.driver import FitResult, Trace, fit
 from stochem.models.numpyro_model import importance_loglik
-from stochem.mstep import closed_form, gradient, stochastic_newton
+from stochem.mstep import closed_form, gradient, saem_mstep, stochastic_newton
 from stochem.standard_errors import StandardErrors, standard_errors
 from stochem.streaming import fit_stream
 
@@ -59,6 +59,7 @@ __all__ = [
     "polyak_average",
     "robbins_monro",
     "saem",
+    "saem_mstep",
     "saem_step_size",
     "squarem",
     "standard_errors",

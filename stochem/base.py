@@ -82,6 +82,10 @@ class CompletionTransform(NamedTuple):
             rule), so the driver runs a ``while_loop`` instead of a ``scan``.
         vmap_seeds: whether several seeds may run under ``vmap``; ``False``
             runs them one after another (``lax.map``) in the same program.
+        default_mstep: the M-step ``fit`` uses with this completion when none
+            is given, or ``None`` for the model's default. A completion whose
+            statistics only one M-step reads declares it here (SAEM on a
+            numpyro model's summarised draws: ``stochem.saem_mstep()``).
 
     A wrapper (minibatch, chain) replaces ``init`` and ``update`` with
     ``_replace`` and so keeps every other field of what it wraps.
@@ -92,6 +96,7 @@ class CompletionTransform(NamedTuple):
     check_data: Callable[[PyTree], None] = _no_data_check
     stops_early: bool = False
     vmap_seeds: bool = True
+    default_mstep: Any = None
 
 
 class StatsTransform(NamedTuple):
@@ -105,11 +110,14 @@ class StatsTransform(NamedTuple):
             state, info)``: the same arguments as a completion, plus the
             statistics and info of the pieces before it.
         stops_early: whether it may set ``info.converged`` (a stopping rule).
+        default_mstep: the M-step the statistics it returns call for, or
+            ``None`` (see :attr:`CompletionTransform.default_mstep`).
     """
 
     init: Callable[[Any, Params, PyTree], Any]
     update: Callable[..., tuple[Stats, Any, CompletionInfo]]
     stops_early: bool = False
+    default_mstep: Any = None
 
 
 class MStepTransform(NamedTuple):

@@ -34,6 +34,9 @@ protocol                    members                                            n
                             ``stats_from_positions(params, data, positions)``
 :class:`LinearStatistics`   ``linear_statistics = True``: Q is linear in the   ``robbins_monro`` (SAEM,
                             statistics, so averaging them is averaging Q       online EM)
+:class:`SummarizedDraws`    ``summarize_draws(params, data, draws)`` ->        ``robbins_monro`` on draws,
+                            statistics Q is linear in, and                     ``saem_mstep``
+                            ``summary_m_step(summary, params, floor)``
 :class:`RowData`            ``num_rows(data)``, ``take_rows(data, rows)``,     ``minibatch``, ``online_em``,
                             ``full_data_stats(stats, rows, num_rows)``         ``incremental``
 :class:`CategoricalLatents`  ``posterior(params, data)`` ``[N, L]``: one       exact standard errors
@@ -124,6 +127,13 @@ class LatentDensity(Protocol):
 @runtime_checkable
 class LinearStatistics(Protocol):
     linear_statistics: bool
+
+
+@runtime_checkable
+class SummarizedDraws(Protocol):
+    def summarize_draws(self, params, data, stats): ...
+
+    def summary_m_step(self, summary, params, variance_floor): ...
 
 
 @runtime_checkable

@@ -77,7 +77,9 @@ def fit(
         data: the observed data, in the form the model documents.
         completion: the E-step; ``stochem.exact()`` (default) or
             ``stochem.monte_carlo(num_samples)``.
-        mstep: the M-step; default ``stochem.closed_form()`` for models that
+        mstep: the M-step; default: the one the completion declares (SAEM on
+            a numpyro model: ``stochem.saem_mstep()``), else
+            ``stochem.closed_form()`` for models that
             have one, else the model's ``default_mstep`` (numpyro models:
             gradient ascent with L-BFGS), or pass
             ``stochem.gradient(optimizer, num_steps)``.
@@ -121,7 +123,7 @@ def fit(
     if not callable(completion):
         raise TypeError(f"completion must be a completion such as stochem.exact(), got {completion!r}.")
     if mstep is None:
-        mstep = _default_mstep(model)
+        mstep = completion(model).default_mstep or _default_mstep(model)
     num_iters = _validation.as_int("num_iters", num_iters, minimum=0 if tol is None else 1)
     if tol is not None:
         tol = float(tol)

@@ -11,7 +11,8 @@ cannot handle.
 ``chain(completion, t1, t2, ...)`` is again a completion whose state holds the
 parts' states. SAEM, for instance, is ``chain(monte_carlo(1), robbins_monro(schedule))``.
 The chained completion keeps every static fact of the inner completion
-(``check_data``, ``vmap_seeds``) and stops early when any piece has a stopping rule.
+(``check_data``, ``vmap_seeds``) and stops early when any piece has a stopping rule;
+its ``default_mstep`` is that of the last piece that declares one.
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ class Chain:
             return stats, ChainState(completion_state, tuple(transform_states)), info
 
         stops_early = inner.stops_early or any(t.stops_early for t in transforms)
-        return inner._replace(init=init, update=update, stops_early=stops_early)
+        default_mstep = inner.default_mstep
+        for transform in transforms:
+            default_mstep = transform.default_mstep or default_mstep
+        return inner._replace(init=init, update=update, stops_early=stops_early, default_mstep=default_mstep)
 
 
 def chain(completion, *transforms) -> Chain:

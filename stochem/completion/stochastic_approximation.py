@@ -8,6 +8,13 @@ The statistics are smoothed across iterations by the Robbins–Monro recursion
 where Ŝ_k are this iteration's (sampled) statistics. With Σ γ_k = ∞ and
 Σ γ_k² < ∞ the noise averages out and θ_k converges to a fixed point of exact
 EM; γ_k = 1 during a burn-in lets the chain travel first.
+
+Models whose sampled statistics are raw draws (numpyro models with continuous
+latent sites) declare :class:`stochem.capabilities.SummarizedDraws`: the
+draws are first summarised into statistics Q is linear in (sufficient
+statistics of the Gaussian sites whose parameters are param sites, and a
+quadratic surrogate for the rest), those are averaged, and the completion
+declares ``stochem.saem_mstep()`` as the M-step that reads them.
 """
 
 from __future__ import annotations
@@ -15,14 +22,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import optax
 
 from stochem import _validation
 from stochem.base import StatsTransform
-from stochem.capabilities import LinearStatistics, require
+from stochem.capabilities import LinearStatistics, SummarizedDraws, offers, require
 from stochem.completion.chain import chain
 from stochem.completion.monte_carlo import monte_carlo
+from stochem.mstep.saem import saem_mstep
 from stochem.robbins_monro import robbins_monro_step, step_size_at
 
 
@@ -38,24 +47,31 @@ class RobbinsMonro:
     step_size: Callable
 
     def __call__(self, model) -> StatsTransform:
-        require(model, LinearStatistics, "robbins_monro (SAEM, online EM)",
-                "SAEM averages sufficient statistics, and this model's statistics are the draws "
-                "themselves (Q is not linear in them), so averaging them would be wrong. For SAEM on "
-                "such a model apply the stochastic approximation to the score: "
-                "completion=stochem.mcmc(num_samples), "
-                "mstep=stochem.stochastic_newton(stochem.saem_step_size(...)).")
+        if offers(model, SummarizedDraws) and not offers(model, LinearStatistics):
+            summarize, default_mstep = model.summarize_draws, saem_mstep()
+        else:
+            require(model, LinearStatistics, "robbins_monro (SAEM, online EM)",
+                    "SAEM averages sufficient statistics, and this model's statistics are the draws "
+                    "themselves (Q is not linear in them), so averaging them would be wrong. For SAEM on "
+                    "such a model apply the stochastic approximation to the score: "
+                    "completion=stochem.mcmc(num_samples), "
+                    "mstep=stochem.stochastic_newton(stochem.saem_step_size(...)).")
+            summarize, default_mstep = None, None
         step_size = self.step_size
 
         def init(template, params, data):
-            del params, data
+            if summarize is not None:
+                template = jax.eval_shape(lambda: summarize(params, data, template))
             return RobbinsMonroState(average=optax.tree_utils.tree_zeros_like(template), count=jnp.asarray(0))
 
         def update(key, params, data, state, stats, info):
-            del key, params, data
+            del key
+            if summarize is not None:
+                stats = summarize(params, data, stats)
             average = robbins_monro_step(state.average, stats, step_size_at(step_size, state.count))
             return average, RobbinsMonroState(average, state.count + 1), info
 
-        return StatsTransform(init, update)
+        return StatsTransform(init, update, default_mstep=default_mstep)
 
 
 def robbins_monro(step_size: Callable) -> RobbinsMonro:
@@ -108,11 +124,12 @@ def saem(sampler=None, step_size: Callable | None = None):
     Args:
         sampler: the sampling completion; default ``monte_carlo(1)``. Any
             sampling completion whose model has sufficient statistics works,
-            MCMC included (MCMC-SAEM, Kuhn & Lavielle 2004). Models whose
-            statistics are raw draws (numpyro models with continuous latent
-            sites) take SAEM as an M-step instead:
-            ``mstep=stochem.stochastic_newton(step_size)`` with
-            ``completion=stochem.mcmc(S)``.
+            MCMC included (MCMC-SAEM, Kuhn & Lavielle 2004). On numpyro
+            models with continuous latent sites, ``saem(mcmc(S))`` averages
+            the summarised draws (sufficient statistics of the Gaussian sites
+            whose parameters are param sites, a quadratic surrogate for the
+            rest) and ``fit`` then uses ``stochem.saem_mstep()``; SAEM on
+            the score is ``completion=mcmc(S), mstep=stochem.stochastic_newton(step_size)``.
         step_size: ``count -> γ``; default :func:`saem_step_size` ``()``.
 
     Example:

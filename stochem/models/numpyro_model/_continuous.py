@@ -15,8 +15,12 @@ Q has no statistics of fixed size, so the statistics are the draws themselves
 
 These statistics are not linear in anything, so they must not be averaged:
 ``monte_carlo`` (which averages per-draw statistics) does not apply, and neither
-does an exact E-step or ``robbins_monro`` smoothing. SAEM for these models
-smooths the score instead: ``mstep=stochem.stochastic_newton(schedule)``.
+does an exact E-step. SAEM summarises them first (``summarize_draws``, see
+:mod:`._summary`): the statistics of the Gaussian sites whose parameters are
+param sites (closed-form updates, :mod:`._recognise` says which) and a
+quadratic surrogate for the rest, all linear in Q; ``robbins_monro`` averages
+those, and ``stochem.saem_mstep()`` maximizes the averaged Q. SAEM on the
+score, ``mstep=stochem.stochastic_newton(schedule)``, works on the raw draws.
 ℓ(θ) has no closed form either; the trace records NaN unless ``fit`` is given
 ``loglik=stochem.importance_loglik(...)``, and
 :func:`stochem.models.numpyro_model.estimate_loglik` gives one importance
@@ -26,6 +30,7 @@ sampling estimate with its standard error.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -34,7 +39,9 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import constrain_fn, potential_energy
 
 from stochem.capabilities import ExactEStep, PosteriorSampler, TractableLikelihood
+from stochem.models.numpyro_model import _summary
 from stochem.models.numpyro_model._model import NumpyroModel
+from stochem.models.numpyro_model._recognise import SufficientPlan, sufficient_plan
 
 
 class LatentDraws(NamedTuple):
@@ -52,10 +59,11 @@ class LatentDraws(NamedTuple):
 class ContinuousNumpyroModel(NumpyroModel):
     """A numpyro model with continuous latent sites: completion by ``stochem.mcmc``.
 
-    Capabilities (:mod:`stochem.capabilities`): ``CompleteLikelihood`` and,
-    for the MCMC completion, ``LatentDensity``. No ``TractableLikelihood``,
+    Capabilities (:mod:`stochem.capabilities`): ``CompleteLikelihood``,
+    for the MCMC completion ``LatentDensity``, and for SAEM on sufficient
+    statistics ``SummarizedDraws``. No ``TractableLikelihood``,
     ``ExactEStep``, ``PosteriorSampler`` or ``LinearStatistics`` (the
-    statistics are the raw draws: SAEM must not average them);
+    statistics are the raw draws: SAEM averages their summary, not them);
     :meth:`capability_hint` says why, naming the continuous sites.
     """
 
@@ -80,8 +88,23 @@ class ContinuousNumpyroModel(NumpyroModel):
         draws = constrain_fn(self.with_params(params), args, kwargs, positions, batch_ndims=1)
         return LatentDraws(draws={name: draws[name] for name in self.latent_names})
 
-    def complete_loglik(self, params, data, stats: LatentDraws):
-        """Q(θ) = (1/S) Σ_s log p(o, m_s; θ)."""
+    @functools.cached_property
+    def sufficient_plan(self) -> SufficientPlan:
+        """Which params SAEM updates in closed form and which through the surrogate (:mod:`._recognise`)."""
+        return sufficient_plan(self)
+
+    def summarize_draws(self, params, data, stats: LatentDraws) -> _summary.SufficientSummary:
+        """Averageable statistics of the draws at θ = ``params`` (:mod:`._summary`)."""
+        return _summary.summarize_draws(self, self.sufficient_plan, params, data, stats.draws)
+
+    def summary_m_step(self, summary: _summary.SufficientSummary, params, variance_floor):
+        """argmax_θ of Q through ``summary``; recognised variances kept ≥ ``variance_floor`` × their value in ``params``."""
+        return _summary.summary_m_step(self, self.sufficient_plan, summary, params, variance_floor)
+
+    def complete_loglik(self, params, data, stats):
+        """Q(θ) = (1/S) Σ_s log p(o, m_s; θ) for draws; through the summary for a :class:`SufficientSummary`."""
+        if isinstance(stats, _summary.SufficientSummary):
+            return _summary.summary_loglik(self, self.sufficient_plan, params, stats)
         per_draw = jax.vmap(lambda draw: self.log_joint(params, data, draw))(stats.draws)
         return jnp.mean(per_draw)
 
