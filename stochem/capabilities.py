@@ -34,6 +34,10 @@ protocol                    members                                            n
                             ``stats_from_positions(params, data, positions)``
 :class:`LinearStatistics`   ``linear_statistics = True``: Q is linear in the   ``robbins_monro`` (SAEM,
                             statistics, so averaging them is averaging Q       online EM)
+:class:`GroupedLatentDensity`  latent values in G independent groups, as rows  ``group_metropolis``
+                            ``[G, d]``: ``prior_rows(key, params, data)``,
+                            ``group_log_densities`` -> (log p(o_g | m_g),
+                            log prior_g), ``stats_from_rows``
 :class:`SummarizedDraws`    ``summarize_draws(params, data, draws)`` ->        ``robbins_monro`` on draws,
                             statistics Q is linear in, and                     ``saem_mstep``
                             ``summary_m_step(summary, params, floor)``
@@ -127,6 +131,15 @@ class LatentDensity(Protocol):
 @runtime_checkable
 class LinearStatistics(Protocol):
     linear_statistics: bool
+
+
+@runtime_checkable
+class GroupedLatentDensity(Protocol):
+    def prior_rows(self, key, params, data): ...
+
+    def group_log_densities(self, params, data, rows): ...
+
+    def stats_from_rows(self, params, data, rows): ...
 
 
 @runtime_checkable

@@ -4,6 +4,12 @@ from stochem.completion.ascent import AscentDiagnostics, AscentMonteCarlo, Ascen
 from stochem.completion.chain import Chain, ChainState, chain
 from stochem.completion.exact import Exact, exact
 from stochem.completion.incremental import Incremental, IncrementalState, incremental
+from stochem.completion.group_metropolis import (
+    GroupMetropolis,
+    GroupMetropolisDiagnostics,
+    GroupMetropolisState,
+    group_metropolis,
+)
 from stochem.completion.mcmc import Mcmc, McmcDiagnostics, McmcState, mcmc
 from stochem.completion.monte_carlo import MonteCarlo, MonteCarloState, SamplingDiagnostics, geometric_samples, monte_carlo
 from stochem.completion.online import Minibatch, minibatch, online_em
@@ -28,6 +34,10 @@ __all__ = [
     "incremental",
     "minibatch",
     "online_em",
+    "GroupMetropolis",
+    "GroupMetropolisDiagnostics",
+    "GroupMetropolisState",
+    "group_metropolis",
     "Mcmc",
     "McmcDiagnostics",
     "McmcState",

@@ -39,7 +39,7 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import constrain_fn, potential_energy
 
 from stochem.capabilities import ExactEStep, PosteriorSampler, TractableLikelihood
-from stochem.models.numpyro_model import _summary
+from stochem.models.numpyro_model import _groups, _summary
 from stochem.models.numpyro_model._model import NumpyroModel
 from stochem.models.numpyro_model._recognise import SufficientPlan, sufficient_plan
 
@@ -100,6 +100,24 @@ class ContinuousNumpyroModel(NumpyroModel):
     def summary_m_step(self, summary: _summary.SufficientSummary, params, variance_floor):
         """argmax_θ of Q through ``summary``; recognised variances kept ≥ ``variance_floor`` × their value in ``params``."""
         return _summary.summary_m_step(self, self.sufficient_plan, summary, params, variance_floor)
+
+    # --- per-group MCMC (GroupedLatentDensity, see _groups) ----------------------------------------
+    @functools.cached_property
+    def group_structure(self) -> _groups.GroupStructure:
+        """The independent groups of the latent sites (:mod:`._groups`); refuses coupled groups."""
+        return _groups.group_structure(self)
+
+    def group_log_densities(self, params, data, rows):
+        """``(log p(o_g | m_g; θ), log prior_g)`` ``[G]`` for unconstrained latent rows ``[G, d]``."""
+        return _groups.group_log_densities(self, self.group_structure, params, data, rows)
+
+    def prior_rows(self, key, params, data):
+        """One draw of every group's latent values from their prior at θ, as rows ``[G, d]``."""
+        return _groups.prior_rows(self, self.group_structure, key, params, data)
+
+    def stats_from_rows(self, params, data, rows) -> LatentDraws:
+        """Statistics of S draws given as rows ``[S, G, d]``: the constrained draws."""
+        return self.stats_from_positions(params, data, jax.vmap(self.group_structure.from_rows)(rows))
 
     def complete_loglik(self, params, data, stats):
         """Q(θ) = (1/S) Σ_s log p(o, m_s; θ) for draws; through the summary for a :class:`SufficientSummary`."""
