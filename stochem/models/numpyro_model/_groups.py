@@ -128,15 +128,20 @@ def _structure(model) -> GroupStructure:
         log_probs, _ = compute_log_probs(model.model_fn, args, kwargs, {**params, **latent}, sum_log_prob=False)
         return {name: jnp.ravel(value) for name, value in log_probs.items()}
 
-    def derivative_for(group):
-        direction = jnp.where(jnp.arange(num_groups)[:, None] == group,
-                              jnp.asarray(rng.standard_normal((num_groups, width))), 0.0)
-        return jax.jvp(elementwise, (rows,), (direction,))[1]
+    directions = jnp.asarray(rng.standard_normal((num_groups, width)))
 
-    derivatives = [derivative_for(group) for group in range(num_groups)]
+    @jax.jit
+    def derivatives(rows):  # {site: [G, elements]}: one forward derivative per group, all in one program
+        def along(group):
+            direction = jnp.where(jnp.arange(num_groups)[:, None] == group, directions, 0.0)
+            return jax.jvp(elementwise, (rows,), (direction,))[1]
+
+        return jax.lax.map(along, jnp.arange(num_groups))
+
+    per_group = derivatives(rows)
     element_groups = {}
-    for name in derivatives[0]:
-        touched = np.stack([np.asarray(d[name]) != 0 for d in derivatives], axis=1)  # [elements, G]
+    for name, values in per_group.items():
+        touched = np.asarray(values).T != 0  # [elements, G]
         counts = touched.sum(axis=1)
         if np.any(counts > 1):
             raise ValueError(

@@ -28,7 +28,7 @@ updated from a quadratic surrogate of Q (:mod:`._summary`).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -132,6 +132,44 @@ def sufficient_plan(model) -> SufficientPlan:
         return _plan(model)
 
 
+class _SiteView(NamedTuple):
+    """What recognition reads of a sample site at one point (plain arrays, so it can leave ``jit``)."""
+
+    value: Any
+    loc: Any
+    scale: Any  # Normal: scale; MultivariateNormal: scale_tril
+    covariance: Any  # MultivariateNormal only
+    scaled: bool  # a scale handler acts on the site
+
+
+def _viewer(model, args, kwargs):
+    """``(view, kinds)``: a jitted ``view(values) -> {site: _SiteView}``; ``kinds`` fills in when it is traced.
+
+    Running the model eagerly compiles each of its operations on its own; one
+    jitted function compiles once.
+    """
+    kinds = {}
+
+    def view(values):
+        _, model_trace = compute_log_probs(model.model_fn, args, kwargs, values)
+        views = {}
+        for name, site in model_trace.items():
+            if site["type"] != "sample":
+                continue
+            base = _unwrap(site["fn"])
+            kinds[name] = type(base)
+            normal, mvn = type(base) is dist.Normal, type(base) is dist.MultivariateNormal
+            views[name] = _SiteView(
+                site["value"],
+                base.loc if normal or mvn else None,
+                base.scale if normal else (base.scale_tril if mvn else None),
+                base.covariance_matrix if mvn else None,
+                site["scale"] is not None)
+        return views
+
+    return jax.jit(view), kinds
+
+
 def _plan(model) -> SufficientPlan:
     data = model.prepare_data(None)
     args, kwargs = model.arguments.rebuild(data)
@@ -139,22 +177,18 @@ def _plan(model) -> SufficientPlan:
     shapes = {site.field: tuple(site.shape) for site in model.sites.params}
     rng = np.random.default_rng(_SEED)
     thetas, latents = _random_points(model, rng)
-
-    def trace_at(theta, latent):
-        return compute_log_probs(model.model_fn, args, kwargs, {**theta, **latent})[1]
-
+    view, kinds = _viewer(model, args, kwargs)
     # A: (θa, La), B: (θb, La) — only θ changed, C: (θb, Lb) — both changed.
-    traces = [trace_at(thetas[0], latents[0]), trace_at(thetas[1], latents[0]), trace_at(thetas[1], latents[1])]
-    by_field = [{field_of[name]: value for name, value in theta.items()} for theta in thetas]
-    points = [by_field[0], by_field[1]]
+    views = [view({**thetas[0], **latents[0]}), view({**thetas[1], **latents[0]}),
+             view({**thetas[1], **latents[1]})]
+    by_field = [{field_of[name]: np.asarray(value) for name, value in theta.items()} for theta in thetas]
     dependence = _dependence(model, args, kwargs, thetas[0], latents[0], field_of)
-    sample_sites = [name for name, site in traces[0].items() if site["type"] == "sample"]
+    sample_sites = [site.name for site in model.sites.latents + model.sites.observed]  # the model's order
     fields = tuple(field_of.values())
 
     recognised = []
     for name in sample_sites:
-        candidate = _recognise_site(name, [traces[0][name], traces[1][name], traces[2][name]], points, fields,
-                                    shapes)
+        candidate = _recognise_site(name, kinds[name], [v[name] for v in views], by_field, fields, shapes)
         if candidate is None:
             continue
         others_use = any(dependence[other][field] for other in sample_sites if other != name
@@ -173,35 +207,33 @@ def _dependence(model, args, kwargs, theta, latent, field_of) -> dict:
         log_probs, _ = compute_log_probs(model.model_fn, args, kwargs, {**values, **latent})
         return log_probs
 
-    jacobian = jax.jacrev(per_site)(dict(theta))
+    jacobian = jax.jit(jax.jacrev(per_site))(dict(theta))
     return {site: {field_of[name]: bool(np.any(np.asarray(grad) != 0)) for name, grad in grads.items()}
             for site, grads in jacobian.items()}
 
 
-def _recognise_site(name, sites, points, fields, shapes):
+def _recognise_site(name, kind, views, points, fields, shapes):
     """The :class:`NormalSite` / :class:`MvnSite` for a site seen at points A, B, C, or ``None``."""
-    if any(site["scale"] is not None for site in sites):  # a mask wraps fn and is not unwrapped
+    if views[0].scaled:  # a mask wraps fn and is not unwrapped, so masked sites never get here
         return None
-    distributions = [_unwrap(site["fn"]) for site in sites]
-    value_shape = tuple(np.shape(sites[0]["value"]))
-    at_a_and_c = [distributions[0], distributions[2]]
-    if all(type(d) is dist.Normal for d in distributions):
-        return _normal_site(name, value_shape, distributions, at_a_and_c, points, fields, shapes)
-    if all(type(d) is dist.MultivariateNormal for d in distributions):
-        return _mvn_site(name, value_shape, distributions, at_a_and_c, points, fields, shapes)
+    value_shape = tuple(np.shape(views[0].value))
+    if kind is dist.Normal:
+        return _normal_site(name, value_shape, views, points, fields, shapes)
+    if kind is dist.MultivariateNormal:
+        return _mvn_site(name, value_shape, views, points, fields, shapes)
     return None
 
 
-def _loc_field(distributions, at_a_and_c, points, fields, shapes, batch_shape):
+def _loc_field(views, points, fields, shapes, batch_shape):
     """``(field, free)``: the param that loc equals, or ``free=True`` when loc is free of θ."""
-    locs = [np.broadcast_to(np.asarray(d.loc), batch_shape) for d in distributions]
+    locs = [np.broadcast_to(np.asarray(v.loc), batch_shape) for v in views]
     field = _matching_field([locs[0], locs[2]], points, fields, shapes, batch_shape=batch_shape)
     free = field is None and np.array_equal(locs[0], locs[1])
     return field, free
 
 
-def _normal_site(name, value_shape, distributions, at_a_and_c, points, fields, shapes):
-    scales = [np.broadcast_to(np.asarray(d.scale), value_shape) for d in at_a_and_c]
+def _normal_site(name, value_shape, views, points, fields, shapes):
+    scales = [np.broadcast_to(np.asarray(views[i].scale), value_shape) for i in (0, 2)]
     kind = "scale"
     scale_field = _matching_field(scales, points, fields, shapes, batch_shape=value_shape)
     if scale_field is None:
@@ -209,7 +241,7 @@ def _normal_site(name, value_shape, distributions, at_a_and_c, points, fields, s
         scale_field = _matching_field([s**2 for s in scales], points, fields, shapes, batch_shape=value_shape)
     if scale_field is None:
         return None
-    loc_field, free = _loc_field(distributions, at_a_and_c, points, fields, shapes, value_shape)
+    loc_field, free = _loc_field(views, points, fields, shapes, value_shape)
     if loc_field == scale_field or (loc_field is None and not free):
         return None
     if loc_field is not None and not _coarser(shapes[scale_field], shapes[loc_field], len(value_shape)):
@@ -223,18 +255,18 @@ def _coarser(scale_shape, loc_shape, ndim) -> bool:
     return all(s == 1 or s == m for s, m in zip(padded(scale_shape, ndim), padded(loc_shape, ndim)))
 
 
-def _mvn_site(name, value_shape, distributions, at_a_and_c, points, fields, shapes):
+def _mvn_site(name, value_shape, views, points, fields, shapes):
     dimension = value_shape[-1]
     square = [field for field in fields if shapes[field] == (dimension, dimension)]
-    kind, cov_field = "scale_tril", _matching_field([np.asarray(d.scale_tril) for d in at_a_and_c], points,
+    kind, cov_field = "scale_tril", _matching_field([np.asarray(views[i].scale) for i in (0, 2)], points,
                                                     square, shapes)
     if cov_field is None:
-        kind, cov_field = "covariance", _matching_field([np.asarray(d.covariance_matrix) for d in at_a_and_c],
+        kind, cov_field = "covariance", _matching_field([np.asarray(views[i].covariance) for i in (0, 2)],
                                                         points, square, shapes)
     if cov_field is None:
         return None
     vectors = [field for field in fields if shapes[field] == (dimension,)]
-    loc_field, free = _loc_field(distributions, at_a_and_c, points, vectors, shapes, value_shape)
+    loc_field, free = _loc_field(views, points, vectors, shapes, value_shape)
     if loc_field is None and not free:
         return None
     return MvnSite(name, value_shape, cov_field, kind, loc_field)
