@@ -35,7 +35,8 @@ protocol                    members                                            n
 :class:`LinearStatistics`   ``linear_statistics = True``: Q is linear in the   ``robbins_monro`` (SAEM,
                             statistics, so averaging them is averaging Q       online EM)
 :class:`GroupedLatentDensity`  latent values in G independent groups, as rows  ``group_metropolis``
-                            ``[G, d]``: ``prior_rows(key, params, data)``,
+                            ``[G, d]``: ``group_structure``,
+                            ``prior_rows(key, params, data)``,
                             ``group_log_densities`` -> (log p(o_g | m_g),
                             log prior_g), ``stats_from_rows``
 :class:`SummarizedDraws`    ``summarize_draws(params, data, draws)`` ->        ``robbins_monro`` on draws,
@@ -135,6 +136,8 @@ class LinearStatistics(Protocol):
 
 @runtime_checkable
 class GroupedLatentDensity(Protocol):
+    group_structure: Any  # the groups, found and checked when first read (before tracing)
+
     def prior_rows(self, key, params, data): ...
 
     def group_log_densities(self, params, data, rows): ...

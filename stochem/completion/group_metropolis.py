@@ -108,6 +108,7 @@ class GroupMetropolis:
         require(model, GroupedLatentDensity, "completion=group_metropolis(...)",
                 "group_metropolis samples latent values that come in independent groups; use "
                 "completion=stochem.mcmc(num_samples).")
+        model.group_structure  # finds and checks the groups now, before anything is traced
         config = self
 
         def densities(params, data, rows):

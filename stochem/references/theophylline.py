@@ -54,6 +54,23 @@ NLMIXR2_SAEM = {"ka": 1.59, "CL": 2.74, "V": 31.7, "cv_percent": {"ka": 71.1, "C
                 "sigma": 0.696}
 
 
+# The quadrature MLE of this module (maximum_likelihood(), 9 nodes per dimension; recomputed by
+# tests/references/test_theophylline.py's slow test): (ka, V, CL, ω²_ka, ω²_V, ω²_CL, σ), its standard
+# errors, and ℓ there. 7 and 11 nodes move ℓ by 1e-3 and 3e-4 and the estimates in the 4th digit.
+QUADRATURE_MLE = np.array([1.58292703, 31.6219136, 2.75018213, 0.404960905, 0.0184851100, 0.0703154587,
+                           0.695916445])
+QUADRATURE_STDERR = np.array([0.30533365, 1.46233156, 0.23173596, 0.19194243, 0.0108672, 0.03519477,
+                              0.04973642])
+QUADRATURE_LOGLIK = -180.3507244
+
+
+def nlmixr2_natural() -> np.ndarray:
+    """:data:`NLMIXR2_SAEM` as ``(ka, V, CL, ω²_ka, ω²_V, ω²_CL, σ)``: ω² = log(1 + CV²) for log-normal parameters."""
+    cv = NLMIXR2_SAEM["cv_percent"]
+    variances = [np.log1p((cv[name] / 100) ** 2) for name in PARAMETERS]
+    return np.array([NLMIXR2_SAEM[name] for name in PARAMETERS] + variances + [NLMIXR2_SAEM["sigma"]])
+
+
 class TheophyllineData(NamedTuple):
     """Observations, one row each, and the doses, one per subject.
 
