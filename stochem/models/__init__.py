@@ -5,6 +5,7 @@ from stochem.models.categorical_mixture import CategoricalMixture, CategoricalMi
 from stochem.models.dice_sum import DiceSum, DiceSumParams
 from stochem.models.gaussian_mixture import GaussianMixture, GaussianMixtureParams
 from stochem.models.hidden_markov import CategoricalHMMParams, GaussianHMMParams, HiddenMarkovModel
+from stochem.models.linear_gaussian_ssm import LinearGaussianSSM, LinearGaussianSSMParams
 from stochem.models.missing_gaussian import MissingGaussian, MissingGaussianParams
 from stochem.models.numpyro_model import from_numpyro
 from stochem.models.shifted_die import ShiftedDie, ShiftedDieParams
@@ -13,5 +14,6 @@ __all__ = ["BinomialMixture", "BinomialMixtureParams",
            "CategoricalMixture", "CategoricalMixtureParams", "DiceSum", "DiceSumParams",
            "GaussianMixture", "GaussianMixtureParams",
            "HiddenMarkovModel", "CategoricalHMMParams", "GaussianHMMParams",
+           "LinearGaussianSSM", "LinearGaussianSSMParams",
            "MissingGaussian", "MissingGaussianParams", "from_numpyro",
            "ShiftedDie", "ShiftedDieParams"]
