@@ -54,8 +54,15 @@ def write_rows(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+CEILING = 1e3  # curves are drawn up to this value; a diverged run (inf, NaN) is drawn at it
+
+
 def plot_curves(curves: dict, path: Path, ylabel: str, title: str) -> None:
-    """Median over seeds (line) and min–max (band) of each ``label -> [seeds, T+1]`` curve, log scale."""
+    """Median over seeds (line) and min–max (band) of each ``label -> [seeds, T+1]`` curve, log scale.
+
+    The curves are also saved beside the figure (``.npz``) so it can be redrawn.
+    """
+    np.savez(Path(path).with_suffix(".npz"), **{label: np.asarray(values) for label, values in curves.items()})
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,7 +70,7 @@ def plot_curves(curves: dict, path: Path, ylabel: str, title: str) -> None:
 
     figure, axis = plt.subplots(figsize=(7, 4.2))
     for label, values in curves.items():
-        values = np.asarray(values)
+        values = np.minimum(np.nan_to_num(np.asarray(values, float), nan=CEILING, posinf=CEILING), CEILING)
         iterations = np.arange(values.shape[1])
         line, = axis.plot(iterations, np.median(values, axis=0), label=label,
                           linestyle="--" if "score" in label else "-")

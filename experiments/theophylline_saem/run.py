@@ -29,6 +29,17 @@ def natural_trace(params) -> np.ndarray:
                            np.asarray(params.sigma)[..., None]], axis=-1)
 
 
+def loglik_gap(data, estimate) -> float:
+    """ℓ(θ*) − ℓ(θ_T) by quadrature; NaN when θ_T is not finite or its subjects have no proper mode."""
+    if not np.all(np.isfinite(estimate)):
+        return float("nan")
+    try:
+        theta = th.Theta(np.log(estimate[:3]), np.sqrt(estimate[3:6]), float(estimate[6]))
+        return th.QUADRATURE_LOGLIK - th.log_likelihood(data, theta)
+    except np.linalg.LinAlgError:
+        return float("nan")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--iters", type=int, default=300)
@@ -53,8 +64,7 @@ def main():
             relative = np.abs(trace / th.QUADRATURE_MLE - 1)
             reached = runs.first_iteration_within(relative, BOUNDS)
             final = trace[:, -1]
-            gaps = [th.QUADRATURE_LOGLIK - th.log_likelihood(data, th.Theta(np.log(f[:3]), np.sqrt(f[3:6]), f[6]))
-                    for f in final]
+            gaps = [loglik_gap(data, f) for f in final]
             curves[f"{name}, S={num_samples}"] = np.max(relative / BOUNDS, axis=2)
             rows.append({"method": name, "S": num_samples, "seeds": args.seeds, "iterations": args.iters,
                          "first_call_s": round(first, 1), "warm_s": round(warm, 2),
@@ -64,7 +74,7 @@ def main():
                          "max_rel_var": round(float(relative[:, -1, 3:6].max()), 4),
                          "max_rel_sigma": round(float(relative[:, -1, 6].max()), 4),
                          "max_loglik_gap": round(float(np.max(gaps)), 4)})
-            print(rows[-1], flush=True)
+            print(rows[-1], "final", np.round(final, 4).tolist(), flush=True)
     # NUTS from saemix's start: the chains start at φ = 0 (ka = V = CL = 1) and drift to the flip-flop mode.
     result, first, warm = runs.timed_fit(model, None, completion=se.saem(se.mcmc(5), schedule),
                                          num_iters=args.iters, seeds=range(2))
