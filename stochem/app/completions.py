@@ -15,7 +15,12 @@ and builds the completion for ``stochem.fit``:
 ``online_em``             ``se.online_em(batch_size, se.saem_step_size(burn_in, exponent))``
 ``incremental``           ``se.incremental(num_blocks)``
 ``mcmc``                  ``se.mcmc(num_samples, kernel, ...)`` — NUTS / HMC for continuous latents
+``group_metropolis``      ``se.group_metropolis(num_samples, ...)`` — saemix's per-group Metropolis
 ========================  =========================================================================
+
+``saem`` takes ``sampler`` ``monte_carlo`` (exact posterior draws), ``mcmc``
+or ``group_metropolis`` (MCMC-SAEM on a numpyro model, with ``mstep=default``
+or ``mstep=saem``: SAEM on its sufficient statistics).
 
 ``average_from`` (``stochastic_em``, ``saem``, ``online_em``; ``null`` = off)
 reports Polyak–Ruppert averages of the iterates from that iteration on
@@ -37,8 +42,8 @@ import stochem as se
 from stochem.app.options import ConfigError, boolean, choice, integer, number
 
 COMPLETIONS = ("exact", "monte_carlo", "stochastic_em", "monte_carlo_schedule", "ascent_monte_carlo",
-               "saem", "online_em", "incremental", "mcmc")
-SAEM_SAMPLERS = ("monte_carlo", "mcmc")
+               "saem", "online_em", "incremental", "mcmc", "group_metropolis")
+SAEM_SAMPLERS = ("monte_carlo", "mcmc", "group_metropolis")
 MCMC_KERNELS = ("nuts", "hmc")
 
 
@@ -174,6 +179,25 @@ def _mcmc(cfg: DictConfig) -> CompletionSettings:
     return CompletionSettings("mcmc", f"mcmc {label}", num_samples, sampler)
 
 
+def _group_sampler(cfg: DictConfig, num_samples: int):
+    """``se.group_metropolis(num_samples, ...)`` from the options of ``cfg``; also returns a short label."""
+    options = {
+        "num_burnin": _get(cfg, "num_burnin", integer, 0),
+        "thin": _get(cfg, "thin", integer, 1),
+        "target_accept": _get(cfg, "target_accept", number, above=0.0, below=1.0),
+        "adapt_iters": _get(cfg, "adapt_iters", integer, 0),
+    }
+    sampler = _library(se.group_metropolis, num_samples, **options)
+    return sampler, " ".join([f"group_metropolis S={num_samples}",
+                              *(f"{name}={value}" for name, value in options.items())])
+
+
+def _group_metropolis(cfg: DictConfig) -> CompletionSettings:
+    num_samples = _get(cfg, "num_samples", integer, 1)
+    sampler, label = _group_sampler(cfg, num_samples)
+    return CompletionSettings("group_metropolis", label, num_samples, sampler)
+
+
 def _step_size(cfg: DictConfig):
     """``se.saem_step_size(burn_in, exponent)`` from ``cfg``, and its label."""
     burn_in = _get(cfg, "burn_in", integer, 0)
@@ -188,6 +212,8 @@ def _saem(cfg: DictConfig) -> CompletionSettings:
     if sampler_name == "mcmc":
         sampler, sampler_label = _mcmc_sampler(cfg, num_samples)
         sampler_label = f"mcmc {sampler_label}"
+    elif sampler_name == "group_metropolis":
+        sampler, sampler_label = _group_sampler(cfg, num_samples)
     else:
         sampler, sampler_label = se.monte_carlo(num_samples), f"S={num_samples}"
     return _with_step_size(cfg, "saem", f"saem {sampler_label}", num_samples,
@@ -225,6 +251,7 @@ _READERS = {
     "online_em": _online_em,
     "incremental": _incremental,
     "mcmc": _mcmc,
+    "group_metropolis": _group_metropolis,
 }
 
 

@@ -23,7 +23,7 @@ from stochem.app.options import ConfigError, choice, integer, number
 
 __all__ = ["COMPLETIONS", "MSTEPS", "OPTIMIZERS", "ConfigError", "JobSettings", "read"]
 
-MSTEPS = ("closed_form", "gradient", "stochastic_newton")
+MSTEPS = ("closed_form", "gradient", "stochastic_newton", "saem", "default")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "lbfgs")
 
 
@@ -33,8 +33,9 @@ class JobSettings:
 
     Attributes:
         completion_settings: the checked ``completion`` group (variant, label, options).
-        mstep_name: ``"closed_form"`` or ``"gradient"``.
-        mstep: the M-step factory for ``stochem.fit``.
+        mstep_name: one of :data:`MSTEPS`.
+        mstep: the M-step factory for ``stochem.fit`` (``None`` for ``default``:
+            the completion's own M-step, else the model's).
         num_iters: EM iterations (at most, for completions with a stopping rule).
         seeds: the seeds, run vmapped in one compiled program.
         init_seed: seed of the shared start θ₀ when the scenario gives none.
@@ -85,6 +86,12 @@ def _read_mstep(cfg: DictConfig):
     name = choice("mstep.name", cfg.get("name"), MSTEPS)
     if name == "closed_form":
         return name, se.closed_form()
+    if name == "default":  # the completion's own M-step (SAEM on a numpyro model: saem_mstep), else the model's
+        return name, None
+    if name == "saem":  # SAEM on a numpyro model's statistics, with saemix's simulated annealing
+        annealing_iters = integer("mstep.annealing_iters", cfg.get("annealing_iters"), 0)
+        factor = number("mstep.annealing_factor", cfg.get("annealing_factor"), above=0.0, at_most=1.0)
+        return name, se.saem_mstep(annealing_iters, factor)
     if name == "stochastic_newton":  # SAEM on the score (MCMC-SAEM for continuous latents)
         burn_in = integer("mstep.burn_in", cfg.get("burn_in"), 0)
         exponent = number("mstep.exponent", cfg.get("exponent"), above=0.5, at_most=1.0)

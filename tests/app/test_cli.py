@@ -72,8 +72,9 @@ def test_all_scenarios_sweep_runs_end_to_end(app, tmp_path):
     assert "sweep/report/summary.csv" in process.stdout  # says where it wrote the report
 
 
-# MCMC-EM against SAEM, with no exact EM: smoke-run in test_new_scenarios.py.
-MCMC_EXPERIMENTS = ("cbpp_mcmc", "poisson_mcmc")
+# MCMC-EM against SAEM, with no exact EM: smoke-run in test_new_scenarios.py and
+# test_published_scenarios.py; the state space sweeps three completions (test_published_scenarios.py).
+MCMC_EXPERIMENTS = ("cbpp_mcmc", "poisson_mcmc", "theophylline_saem", "salamander_glmm", "state_space_em")
 
 
 @pytest.mark.parametrize("experiment", [name for name in EXPERIMENTS

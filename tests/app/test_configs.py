@@ -40,7 +40,7 @@ def test_experiment_composes_into_a_sweep_comparing_completions(experiment):
     completions = params["completion"].split(",")
     # exact vs Monte Carlo EM; MCMC-EM (and SAEM) where the posterior has no closed form
     assert set(completions) <= set(settings.COMPLETIONS)
-    assert {"exact", "monte_carlo"} <= set(completions) or "mcmc" in completions
+    assert {"exact", "monte_carlo"} <= set(completions) or {"mcmc", "group_metropolis"} & set(completions)
     if "completion.num_samples" in params:  # stochastic_family keeps each variant's own sample counts
         assert all(int(count) >= 1 for count in params["completion.num_samples"].split(","))
     # each job of the sweep composes and passes the app's checks (other swept keys at their first value)
