@@ -163,3 +163,18 @@ def test_theophylline_sweep_runs_end_to_end(app, tmp_path):
         result = json.loads((table_path.parent / "result.json").read_text())
         assert set(result["reference"]["params"]) == {"log_mean", "omega", "sigma"}
         assert result["reference"]["loglik"] == pytest.approx(theophylline_reference.QUADRATURE_LOGLIK)
+
+
+@pytest.mark.slow
+def test_salamander_sweep_runs_end_to_end_without_a_loglik(app, tmp_path):
+    """NUTS SAEM on statistics and MCMC-EM; θ* is published, ℓ unknown: distances only, and a report."""
+    process = app("experiment=salamander_glmm", "num_iters=2", "seeds=[0,1]", "completion.num_samples=2",
+                  "++completion.num_warmup=5", "hydra.sweep.dir=sweep", timeout=1200)
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    tables = job_tables(tmp_path / "sweep")
+    assert len(tables) == 2
+    for table_path in tables:
+        table = pd.read_csv(table_path)
+        assert table["loglik"].isna().all() and (table["distance"] > 0).all()
+    summary = pd.read_csv(tmp_path / "sweep" / "report" / "summary.csv")
+    assert set(summary["completion"]) == {"saem", "mcmc"}
