@@ -1,5 +1,6 @@
 """``stochem.sklearn.GaussianMixture``: scikit-learn's contract, and scikit-learn's answers on Old Faithful."""
 
+import os
 import subprocess
 import sys
 import warnings
@@ -35,6 +36,15 @@ def test_scikit_learn_estimator_checks(estimator, check):
 
 def test_no_check_is_skipped():
     assert SKIPPED_CHECKS == {}
+
+
+def test_the_array_api_check_scikit_learn_skips_without_scipy_array_api_passes_with_it():
+    # check_array_api_input needs SCIPY_ARRAY_API=1 set before scipy is imported: a fresh process.
+    code = ("from sklearn.utils.estimator_checks import check_array_api_input; "
+            "from stochem.sklearn import GaussianMixture; "
+            "check_array_api_input('GaussianMixture', GaussianMixture(), array_namespace='numpy', "
+            "expect_only_array_outputs=False)")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "SCIPY_ARRAY_API": "1"})
 
 
 def _same_start(covariance_type, X):
