@@ -6,12 +6,12 @@
   is added to the "Experiments" section of the navigation.
 * The getting-started pages run (``examples.py``): the figures their code
   saves become files beside them, so each page shows what its own code draws.
-* Docstrings written for Sphinx say ``:class:`Name``` ; the role is dropped
-  from the rendered API pages, leaving the code span.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import re
 import sys
@@ -33,7 +33,7 @@ NOT_IN_GALLERY = {"benchmarks"}
 RUN_AT_BUILD = "getting-started"
 
 _README_LINK = re.compile(r"\]\((\.\./[\w-]+/)?README\.md\)")
-_SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|obj|exc):(?=<code)")
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
 
 
 def _experiment_folders() -> list[Path]:
@@ -44,6 +44,17 @@ def _title(readme: Path) -> str:
     """The experiment's name as the README's first heading gives it (``gmm_mcem: ...`` → ``gmm_mcem``)."""
     first = readme.read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
     return first.split(":")[0]
+
+
+def _as_page(readme_text: str) -> str:
+    """A README as a site page: links to other READMEs go to their pages, and ``θ*`` is not emphasis.
+
+    GitHub reads the ``*`` of ``θ*`` (the fixed point) literally; Python-Markdown
+    would pair two of them into italics, so outside code they are escaped.
+    """
+    text = _README_LINK.sub(lambda match: f"]({match.group(1) or ''}index.md)", readme_text)
+    pieces = _CODE.split(text)
+    return "".join(piece if index % 2 else piece.replace("θ*", "θ\\*") for index, piece in enumerate(pieces))
 
 
 def on_config(config):
@@ -59,8 +70,7 @@ def on_config(config):
 def on_files(files, config):
     """Add the experiments' pages and figures, and the figures of the getting-started pages."""
     for folder in _experiment_folders():
-        text = (folder / "README.md").read_text(encoding="utf-8")
-        text = _README_LINK.sub(lambda match: f"]({match.group(1) or ''}index.md)", text)
+        text = _as_page((folder / "README.md").read_text(encoding="utf-8"))
         files.append(File.generated(config, f"experiments/{folder.name}/index.md", content=text))
         for figure in sorted(folder.glob("*.png")):
             files.append(File.generated(config, f"experiments/{folder.name}/{figure.name}",
@@ -69,13 +79,9 @@ def on_files(files, config):
         if not examples.code_blocks(page.read_text(encoding="utf-8")):
             continue
         log.info("running %s to draw its figures", page.name)
-        with tempfile.TemporaryDirectory() as folder:
+        with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):
             examples.run_page(page, Path(folder))
             for figure in sorted(Path(folder).glob("*.png")):
                 files.append(File.generated(config, f"{RUN_AT_BUILD}/{figure.name}", content=figure.read_bytes()))
     return files
 
-
-def on_page_content(html, page, config, files):
-    """Drop Sphinx roles (``:class:``) before code spans in rendered docstrings."""
-    return _SPHINX_ROLE.sub("", html)
