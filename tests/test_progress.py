@@ -1,6 +1,5 @@
 """``fit(..., progress=True)``: a bar moved from inside the compiled loop, once for all seeds, free when off."""
 
-import jax
 import numpy as np
 import pytest
 
@@ -51,16 +50,29 @@ def test_seeds_that_stop_early_report_the_furthest_and_the_bar_ends_at_the_last_
     assert f"{last}/300" in capsys.readouterr().err
 
 
-def _program_text(progress_on: bool) -> str:
-    runner, _ = driver._compiled(MODEL, se.exact(), se.closed_form(), (), None, 7, None, None, False, True,
-                                 progress_on)
-    data = MODEL.prepare_data(HEADS)
-    return runner.lower(jax.random.key(0), MODEL.prepare_params(START, data), data).as_text()
+def _program_text(monkeypatch, progress_on: bool) -> str:
+    """The text of the program ``fit`` compiles, caught from the driver's cache of compiled runs."""
+    caught = {}
+    compiled = driver._compiled
+
+    def catching(*args, **kwargs):
+        runner, stops_early = compiled(*args, **kwargs)
+
+        def run(*arguments):
+            caught["text"] = runner.lower(*arguments).as_text()
+            return runner(*arguments)
+
+        return run, stops_early
+
+    with monkeypatch.context() as patch:
+        patch.setattr(driver, "_compiled", catching)
+        se.fit(MODEL, HEADS, init=START, num_iters=7, progress=progress_on)
+    return caught["text"]
 
 
 def test_without_progress_nothing_is_traced_into_the_program(monkeypatch):
-    assert "callback" in _program_text(True)
-    assert "callback" not in _program_text(False)
+    assert "callback" in _program_text(monkeypatch, True)
+    assert "callback" not in _program_text(monkeypatch, False)
 
     def refuse(*args):
         raise AssertionError("progress.report traced with progress=False")
