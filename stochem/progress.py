@@ -11,7 +11,8 @@ the ``while_loop`` of a run that may stop early, every iteration, since a
 batched ``cond`` runs both branches). :func:`report` has its own batching rule
 (``jax.custom_batching.custom_vmap``): it reports once, the largest count
 over the seeds, so the bar shows the loop's progress whatever the number of
-seeds. Callbacks are unordered (cheaper, and allowed under ``vmap`` and
+seeds (with seeds shared out over several devices, once per device).
+Callbacks are unordered (cheaper, and allowed under ``vmap`` and
 ``shard_map``); the bar only moves forward, to the largest count received.
 Seeds that run one after another (MCMC completions) share the bar: it shows
 the furthest seed.
