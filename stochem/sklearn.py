@@ -163,8 +163,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         >>> rng = np.random.default_rng(0)
         >>> X = np.concatenate([rng.normal(0, 1, (50, 2)), rng.normal(5, 1, (50, 2))])
         >>> mixture = GaussianMixture(n_components=2, random_state=0).fit(X)
-        >>> sorted(np.round(mixture.means_[:, 0]).tolist())
-        [0.0, 5.0]
+        >>> sorted(int(round(mean)) for mean in mixture.means_[:, 0])
+        [0, 5]
     """
 
     def __init__(
