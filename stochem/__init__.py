@@ -35,6 +35,8 @@ from stochem.em import build as build_em
 from stochem.driver import FitResult, Trace, fit
 from stochem.models.numpyro_model import importance_loglik
 from stochem.mstep import closed_form, gradient, saem_mstep, stochastic_newton
+from stochem.restarts import best_of, best_seed, select_seed
+from stochem.selection import InformationCriteria, information_criteria
 from stochem.standard_errors import StandardErrors, standard_errors
 from stochem.streaming import fit_stream
 
@@ -45,17 +47,21 @@ __all__ = [
     "EMInfo",
     "EMState",
     "FitResult",
+    "InformationCriteria",
     "MStepTransform",
     "StandardErrors",
     "StatsTransform",
     "Trace",
     "ascent_monte_carlo",
+    "best_of",
+    "best_seed",
     "chain",
     "fit_stream",
     "geometric_samples",
     "group_metropolis",
     "importance_loglik",
     "incremental",
+    "information_criteria",
     "minibatch",
     "online_em",
     "polyak_average",
@@ -63,6 +69,7 @@ __all__ = [
     "saem",
     "saem_mstep",
     "saem_step_size",
+    "select_seed",
     "squarem",
     "standard_errors",
     "stochastic_newton",
