@@ -96,12 +96,13 @@ COMPLETION_OPTIONS = {
     "saem": {"sampler": "monte_carlo", "num_samples": 1, "burn_in": 20, "exponent": 1.0, "average_from": None,
              "kernel": "nuts", "num_warmup": 200, "num_burnin": 10, "thin": 1, "step_size": 0.1,
              "target_accept_prob": 0.8, "max_tree_depth": 10, "num_leapfrog_steps": None,
-             "trajectory_length": None, "dense_mass": False},
+             "trajectory_length": None, "dense_mass": False, "target_accept": 0.4, "adapt_iters": 100},
     "online_em": {"batch_size": 100, "burn_in": 0, "exponent": 0.6, "average_from": None},
     "incremental": {"num_blocks": 10},
     "mcmc": {"num_samples": 100, "kernel": "nuts", "num_warmup": 200, "num_burnin": 10, "thin": 1,
              "step_size": 0.1, "target_accept_prob": 0.8, "max_tree_depth": 10, "num_leapfrog_steps": None,
              "trajectory_length": None, "dense_mass": False},
+    "group_metropolis": {"num_samples": 1, "num_burnin": 2, "thin": 1, "target_accept": 0.4, "adapt_iters": 100},
 }
 
 
@@ -123,6 +124,7 @@ def test_every_variant_builds_the_library_composition():
         "online_em": (se.online_em(100, se.saem_step_size(0, 0.6)), None),
         "incremental": (se.incremental(10), None),
         "mcmc": (mcmc, 100),
+        "group_metropolis": (se.group_metropolis(1), 1),
     }
     labels = set()
     for name, (completion, num_samples) in expected.items():
@@ -171,7 +173,9 @@ def test_labels_tell_settings_apart():
     ("mcmc", "kernel", "metropolis", ["nuts", "hmc"]),
     ("mcmc", "target_accept_prob", 1.0, ["< 1"]),
     ("mcmc", "dense_mass", "yes", ["true or false"]),
-    ("mcmc", "num_leapfrog_steps", 10, ["hmc"]),  # NUTS chooses its own path length (the library says so)
+    ("mcmc", "num_leapfrog_steps", 10, ["hmc"]),
+    ("group_metropolis", "adapt_iters", -1, [">= 0"]),
+    ("group_metropolis", "num_burnin", "two", ["integer"]),  # NUTS chooses its own path length (the library says so)
 ])
 def test_bad_variant_options_name_the_option(name, option, value, words):
     with pytest.raises(ConfigError) as error:
