@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stochem import _validation
+from stochem import weights as sample_weights
 from stochem.capabilities import ClosedFormMStep, DefaultMStep, TractableLikelihood
 from stochem.completion import Exact, exact
 from stochem.keys import keys_from_user
@@ -69,6 +70,7 @@ def fit(
     fixed=(),
     accelerator=None,
     loglik=None,
+    sample_weight=None,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by EM with the chosen completion and M-step.
 
@@ -103,6 +105,11 @@ def fit(
             every)`` to record an importance sampling estimate of ℓ(θ_t) and
             its standard error (``trace.loglik_stderr``) for numpyro models
             with continuous latent sites.
+        sample_weight: ``None``, or one non-negative weight per row of the data
+            (per sequence for a hidden Markov model), for models that accept
+            weights (:class:`stochem.capabilities.SampleWeights`). Row n counts
+            ``w_n`` times in the statistics and in ℓ, so whole-number weights
+            give the fit on repeated rows (:mod:`stochem.weights`).
 
     Returns:
         A :class:`FitResult`. With a single seed the trace has length
@@ -150,6 +157,8 @@ def fit(
         loglik(model)
 
     data = model.prepare_data(data)
+    init_params = None if init is None else model.prepare_params(init, data)
+    data = sample_weights.attach(model, data, sample_weight)
     transform.check_data(data)
     keys, batched = keys_from_user(key)
     runner, stops_early = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
@@ -157,7 +166,7 @@ def fit(
     if init is None:
         outputs = runner(keys, data)
     else:
-        outputs = runner(keys, model.prepare_params(init, data), data)
+        outputs = runner(keys, init_params, data)
     final_params, logliks, params_trace, diagnostics, iterations, converged, stderrs = outputs
     if not batched and stops_early:
         length = int(iterations) + 1
