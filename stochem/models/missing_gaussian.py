@@ -32,9 +32,10 @@ from jax.scipy.linalg import solve_triangular
 from numpyro.distributions import constraints
 
 from stochem import _validation
+from stochem import weights as sample_weights
 from stochem.models import _conditional_gaussian as conditional
 from stochem.models import _gaussian
-from stochem.models.base import ModelBase
+from stochem.models.base import AcceptsSampleWeights, ModelBase
 
 
 class MissingGaussianParams(NamedTuple):
@@ -77,7 +78,7 @@ class MissingGaussianStats(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class MissingGaussian(ModelBase):
+class MissingGaussian(AcceptsSampleWeights, ModelBase):
     """N(μ, Σ) fitted to vectors with missing components (NaN marks a missing entry).
 
     Data: an array ``[N, D]`` (or anything ``numpy.asarray`` turns into one,
@@ -86,7 +87,9 @@ class MissingGaussian(ModelBase):
     missing is allowed and carries no information: it adds 0 to the
     log-likelihood and nothing to the statistics (it is not counted in n).
 
-    Missing at random is assumed; see the module docstring.
+    Missing at random is assumed; see the module docstring. Sample weights
+    (``fit(..., sample_weight=w)``) multiply each row's statistics and
+    log-likelihood.
 
     Attributes:
         reg_covar: added to the diagonal of the covariance in the M-step
@@ -159,12 +162,16 @@ class MissingGaussian(ModelBase):
         """Per-column mean and (biased) variance of the observed entries; Σ diagonal.
 
         ``key`` is not used: every seed starts from the same point (pass
-        ``init=`` to compare other starts).
+        ``init=`` to compare other starts). With sample weights, the weighted
+        means and variances.
         """
         del key
+        data, weights = sample_weights.split(data)
         observed = data.observed.astype(data.values.dtype)
+        if weights is not None:
+            observed = observed * weights[:, None]
         counts = jnp.sum(observed, axis=0)
-        mean = jnp.sum(data.values, axis=0) / counts
+        mean = jnp.sum(observed * data.values, axis=0) / counts
         variance = jnp.sum(observed * (data.values - mean) ** 2, axis=0) / counts
         return MissingGaussianParams(mean=mean, covariance=jnp.diag(variance + self.reg_covar))
 
@@ -175,6 +182,7 @@ class MissingGaussian(ModelBase):
 
     def conditional_moments(self, params, data) -> MissingGaussianCompletion:
         """The exact completion: E[x_m | x_o] filled in, Cov[x_m | x_o] as ``extra_cov``."""
+        data = sample_weights.split(data)[0]
         cholesky = self._padded_choleskies(params.covariance, data.observed)
         filled, conditional_cov = jax.vmap(conditional.conditional_moments, in_axes=(None, None, 0, 0, 0))(
             params.mean, params.covariance, cholesky, data.values, data.observed)
@@ -182,24 +190,29 @@ class MissingGaussian(ModelBase):
 
     def observed_log_density(self, params, data):
         """log N(x_{n,o}; μ_o, Σ_oo) per row, shape ``[N]`` (0 for a row with nothing observed)."""
+        data = sample_weights.split(data)[0]
         cholesky = self._padded_choleskies(params.covariance, data.observed)
         return jax.vmap(conditional.observed_log_density, in_axes=(None, 0, 0, 0))(
             params.mean, cholesky, data.values, data.observed)
 
     # ------------------------------------------------------------ capabilities
     def log_marginal(self, params, data):
-        """ℓ(θ) = Σ_n log N(x_{n,o}; μ_o, Σ_oo), each row's observed sub-vector."""
-        return jnp.sum(self.observed_log_density(params, data))
+        """ℓ(θ) = Σ_n w_n log N(x_{n,o}; μ_o, Σ_oo), each row's observed sub-vector (``w_n = 1`` unweighted)."""
+        return sample_weights.weighted_sum(self.observed_log_density(params, data), sample_weights.split(data)[1])
 
     def suff_stats(self, data, latent: MissingGaussianCompletion):
-        """n = Σ_n w_n,  Σ_n w_n x_n,  Σ_n w_n (x_n x_nᵀ + C_n)  with x_n = ``latent.filled``.
+        """n = Σ_n v_n,  Σ_n v_n x_n,  Σ_n v_n (x_n x_nᵀ + C_n)  with x_n = ``latent.filled``.
 
-        ``C_n = latent.extra_cov`` and ``w_n`` is 1 for a row with at least one
-        observed entry, 0 otherwise. With a sampled completion these are the
-        complete-data statistics; with the conditional moments they are their
-        expectations E[· | x_o], since E[x xᵀ] = E[x] E[x]ᵀ + Cov[x].
+        ``C_n = latent.extra_cov`` and ``v_n`` is the row's sample weight (1
+        unweighted) for a row with at least one observed entry, 0 otherwise.
+        With a sampled completion these are the complete-data statistics; with
+        the conditional moments they are their expectations E[· | x_o], since
+        E[x xᵀ] = E[x] E[x]ᵀ + Cov[x].
         """
+        data, weights = sample_weights.split(data)
         weight = jnp.any(data.observed, axis=-1).astype(latent.filled.dtype)
+        if weights is not None:
+            weight = weight * weights
         filled = latent.filled
         outer = filled[:, :, None] * filled[:, None, :] + latent.extra_cov
         return MissingGaussianStats(
@@ -220,6 +233,7 @@ class MissingGaussian(ModelBase):
         conditional covariance formula, so comparing sampled and exact
         statistics checks it.
         """
+        data = sample_weights.split(data)[0]
         mean, covariance = params.mean, params.covariance
         num_rows, dim = data.values.shape
         noise = jax.random.normal(key, (num_rows, dim), dtype=covariance.dtype)
@@ -230,7 +244,7 @@ class MissingGaussian(ModelBase):
         return MissingGaussianCompletion(filled, jnp.zeros((num_rows, dim, dim), filled.dtype))
 
     def log_joint(self, params, data, latent):
-        """log p(x_o, x_m; θ) = Σ_n w_n log N(x_n; μ, Σ) for a sampled completion.
+        """log p(x_o, x_m; θ) = Σ_n v_n log N(x_n; μ, Σ) for a sampled completion.
 
         Computed through the statistics, so for the exact completion (the
         conditional moments) it is the expectation E[log p(x_o, x_m) | x_o].

@@ -98,27 +98,35 @@ def conditional_completion(means, factors: ComponentFactors, values, observed, l
 
 
 def draw_completion(key, means, factors: ComponentFactors, values, observed, log_posterior) -> MixtureCompletion:
-    """One draw: ``z_n ~ P(z_n | x_{n,o})``, then ``x_{n,m} | x_{n,o}, z_n`` by Matheron's rule.
-
-    A joint draw ``y_n = μ_z + L_z ε_n`` (``Σ_z = L_z L_zᵀ``, ``ε_n`` standard
-    normal) is conditioned on the observed entries with component ``z_n``'s
-    padded factor (:func:`~stochem.models._conditional_gaussian.complete_from_joint_draw`).
+    """One draw: ``z_n ~ P(z_n | x_{n,o})``, then ``x_{n,m} | x_{n,o}, z_n`` (:func:`draw_missing`).
 
     Args:
         log_posterior: ``[N, K]``, ``log P(z_n = k | x_{n,o})`` (any constant per row may be added).
     """
-    label_key, noise_key = jax.random.split(key)
+    label_key, entries_key = jax.random.split(key)
     labels = jax.random.categorical(label_key, log_posterior, axis=-1)
-    num_rows, num_components = log_posterior.shape
-    scale_trils = jnp.linalg.cholesky(factors.covariances)
-    noise = jax.random.normal(noise_key, values.shape, dtype=values.dtype)
-    joint_draw = means[labels] + jnp.einsum("nde,ne->nd", scale_trils[labels], noise)
-    padded = factors.padded_choleskies[jnp.arange(num_rows), labels]
-    filled = jax.vmap(conditional.complete_from_joint_draw)(
-        joint_draw, factors.covariances[labels], padded, values, observed)
+    filled = draw_missing(entries_key, means, factors, values, observed, labels)
+    num_components = log_posterior.shape[-1]
     one_hot = jax.nn.one_hot(labels, num_components, dtype=values.dtype)
     return MixtureCompletion(one_hot, jnp.broadcast_to(filled[:, None, :], filled.shape[:1] + (num_components,)
                                                        + filled.shape[1:]))
+
+
+def draw_missing(key, means, factors: ComponentFactors, values, observed, labels):
+    """The rows ``[N, D]`` with their missing entries drawn from ``x_{n,m} | x_{n,o}, z_n = labels_n``.
+
+    Matheron's rule: a joint draw ``y_n = μ_z + L_z ε_n`` (``Σ_z = L_z L_zᵀ``,
+    ``ε_n`` standard normal) is conditioned on the observed entries with
+    component ``z_n``'s padded factor
+    (:func:`~stochem.models._conditional_gaussian.complete_from_joint_draw`).
+    """
+    num_rows = values.shape[0]
+    scale_trils = jnp.linalg.cholesky(factors.covariances)
+    noise = jax.random.normal(key, values.shape, dtype=values.dtype)
+    joint_draw = means[labels] + jnp.einsum("nde,ne->nd", scale_trils[labels], noise)
+    padded = factors.padded_choleskies[jnp.arange(num_rows), labels]
+    return jax.vmap(conditional.complete_from_joint_draw)(
+        joint_draw, factors.covariances[labels], padded, values, observed)
 
 
 def informative_rows(observed, dtype):
