@@ -33,6 +33,12 @@ diagonal structures ``P = diag(1/σ)``. Everything that depends on θ alone
 *density plan*, and each structure's ``log_density_columns(plan, xᵀ)``
 evaluates it on a block of points in the column layout ``[D, B]``, giving
 ``[K, B]``.
+
+For data with missing entries (:mod:`stochem.models.missing_mixture`) each
+structure also gives its covariances as per-component matrices
+(``matrices``: ``[K, D, D]``) and reduces per-component second-moment
+matrices to its own form (``from_matrices``: themselves, their diagonals,
+their traces, their sum over components).
 """
 
 from __future__ import annotations

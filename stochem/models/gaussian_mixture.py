@@ -291,7 +291,8 @@ class GaussianMixture(AcceptsSampleWeights, FiniteLatentModel):
         """ℓ(θ) = Σ_n w_n log Σ_k w_k N(x_n; μ_k, Σ_k), in one pass over blocks of points (``w_n = 1`` unweighted)."""
         x, weights = sample_weights.split(data)
         if self.missing:
-            return self.expected_stats_and_loglik(params, data)[1]
+            table = self._missing_table(params, x, self._missing_factors(params, x))
+            return sample_weights.weighted_sum(jax.scipy.special.logsumexp(table, axis=-1), weights)
         plan = self._density_plan(params)
 
         def block_loglik(index, rows, *block_weights):
