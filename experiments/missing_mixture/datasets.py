@@ -1,6 +1,7 @@
 """Data for the missing-entries mixture study: Old Faithful, a synthetic mixture, and two ways to lose entries.
 
-numpy only (no stochem): the Hydra app can reuse these builders for scenarios.
+The two removal mechanisms are the app's (``stochem.app.datasets``), which
+builds the ``faithful_missing`` and ``gmm_missing`` scenarios with them.
 
 * :func:`faithful`: the 272 Old Faithful eruptions shipped in ``stochem/data``.
 * :func:`synthetic_mixture`: N points from a known K-component Gaussian mixture in D dimensions.
@@ -16,6 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from stochem.app.datasets import missing_at_random, missing_completely_at_random  # noqa: F401  (re-exported)
 
 FAITHFUL_PATH = Path(__file__).resolve().parents[2] / "stochem" / "data" / "faithful.csv"
 
@@ -48,37 +51,3 @@ def synthetic_mixture(rng, num_points: int, truth) -> np.ndarray:
     noise = rng.standard_normal((num_points, means.shape[1]))
     factors = np.linalg.cholesky(covariances)
     return means[labels] + np.einsum("nde,ne->nd", factors[labels], noise)
-
-
-def missing_completely_at_random(rng, values: np.ndarray, rate: float, keep=(0,)) -> np.ndarray:
-    """A copy of ``values`` with each entry outside the ``keep`` columns set to NaN with probability ``rate``."""
-    values = values.copy()
-    removed = rng.random(values.shape) < rate
-    removed[:, list(keep)] = False
-    values[removed] = np.nan
-    return values
-
-
-def missing_at_random(rng, values: np.ndarray, rate: float, driver: int = 0, slope: float = 2.0) -> np.ndarray:
-    """A copy of ``values`` with entries outside column ``driver`` removed more often where ``driver`` is large.
-
-    Each such entry of row n is set to NaN with probability
-    ``sigmoid(a + slope · z_n)``, ``z_n`` the standardized ``driver`` value,
-    and ``a`` chosen so that the average probability is ``rate``. Column
-    ``driver`` is always observed, so the entries are missing at random
-    (given the observed data) but not completely at random.
-    """
-    values = values.copy()
-    standardized = (values[:, driver] - values[:, driver].mean()) / values[:, driver].std()
-    low, high = -20.0, 20.0
-    for _ in range(100):  # bisection for the intercept that gives the average rate
-        intercept = 0.5 * (low + high)
-        if np.mean(1.0 / (1.0 + np.exp(-(intercept + slope * standardized)))) < rate:
-            low = intercept
-        else:
-            high = intercept
-    probability = 1.0 / (1.0 + np.exp(-(intercept + slope * standardized)))
-    removed = rng.random(values.shape) < probability[:, None]
-    removed[:, driver] = False
-    values[removed] = np.nan
-    return values
