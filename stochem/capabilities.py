@@ -46,7 +46,11 @@ protocol                    members                                            n
                             ``full_data_stats(stats, rows, num_rows)``         ``incremental``
 :class:`CategoricalLatents`  ``posterior(params, data)`` ``[N, L]``: one       exact standard errors
                             categorical latent per observation, statistics
-                            linear in its one-hot encoding
+                            linear in its one-hot encoding, and the flag
+                            ``categorical_latents = True`` (no other latent)
+:class:`SampleWeights`      ``num_rows(data)``, ``with_sample_weight(data,     ``fit(sample_weight=...)``,
+                            weights)``: weights per row read wherever the      ``standard_errors(sample_weight=...)``
+                            model sums over rows (:mod:`stochem.weights`)
 :class:`LabelSymmetry`      ``label_symmetry``: a :class:`stochem.symmetry.    the app's distances to θ*
                             Symmetry` (which components are exchangeable)
 :class:`DefaultMStep`       ``default_mstep``: the M-step ``fit`` uses when    ``fit(mstep=None)`` without
@@ -166,9 +170,18 @@ class RowData(Protocol):
 
 @runtime_checkable
 class CategoricalLatents(Protocol):
+    categorical_latents: bool
+
     def posterior(self, params, data): ...
 
     def suff_stats(self, data, latent): ...
+
+
+@runtime_checkable
+class SampleWeights(Protocol):
+    def num_rows(self, data) -> int: ...
+
+    def with_sample_weight(self, data, weights): ...
 
 
 @runtime_checkable
@@ -194,10 +207,16 @@ class ExplainsCapabilities(Protocol):
 
 
 def offers(model, capability: type) -> bool:
-    """Whether ``model`` offers ``capability``; a flag (:class:`LinearStatistics`) must also be true."""
+    """Whether ``model`` offers ``capability``; a flag (:class:`LinearStatistics`,
+    :class:`CategoricalLatents`) must also be true."""
     if not isinstance(model, capability):
         return False
-    return capability is not LinearStatistics or bool(model.linear_statistics)
+    # Flags that must also be true: a model may offer these for some of its settings only.
+    if capability is LinearStatistics:
+        return bool(model.linear_statistics)
+    if capability is CategoricalLatents:
+        return bool(model.categorical_latents)
+    return True
 
 
 def require(model, capability: type, used_by: str, hint: str = "") -> None:

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stochem import _validation
+from stochem import weights as sample_weights
 from stochem import progress as progress_bar
 from stochem.capabilities import ClosedFormMStep, DefaultMStep, TractableLikelihood
 from stochem.completion import Exact, exact
@@ -71,6 +72,7 @@ def fit(
     fixed=(),
     accelerator=None,
     loglik=None,
+    sample_weight=None,
     progress: bool = False,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by EM with the chosen completion and M-step.
@@ -108,6 +110,11 @@ def fit(
             every)`` to record an importance sampling estimate of ℓ(θ_t) and
             its standard error (``trace.loglik_stderr``) for numpyro models
             with continuous latent sites.
+        sample_weight: ``None``, or one non-negative weight per row of the data
+            (per sequence for a hidden Markov model), for models that accept
+            weights (:class:`stochem.capabilities.SampleWeights`). Row n counts
+            ``w_n`` times in the statistics and in ℓ, so whole-number weights
+            give the fit on repeated rows (:mod:`stochem.weights`).
         progress: ``True`` shows a progress bar (tqdm) that advances from
             inside the compiled loop, about 100 times per run, once for all
             seeds (:mod:`stochem.progress`). ``False`` (default) adds nothing
@@ -159,13 +166,15 @@ def fit(
         loglik(model)
 
     data = model.prepare_data(data)
+    init_params = None if init is None else model.prepare_params(init, data)
+    data = sample_weights.attach(model, data, sample_weight)
     transform.check_data(data)
     if not isinstance(progress, bool):
         raise _validation.ArgumentTypeError("progress", f"progress must be True or False, got {progress!r}.")
     keys, batched = keys_from_user(key)
     runner, stops_early = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
                                     batched, init is not None, progress)
-    arguments = (keys, data) if init is None else (keys, model.prepare_params(init, data), data)
+    arguments = (keys, data) if init is None else (keys, init_params, data)
     if progress:
         with progress_bar.ProgressBar(num_iters) as bar:
             outputs = jax.block_until_ready(runner(*arguments))

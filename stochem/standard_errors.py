@@ -19,6 +19,14 @@ Derivatives are taken in the unconstrained coordinates u of
 :mod:`stochem.unconstrained` (where the simplex has K − 1 free coordinates);
 the covariance of θ follows by the delta method, ``J Cov(u) Jᵀ`` with
 ``J = ∂θ/∂u``. Fields named in ``fixed`` are treated as known.
+
+Sample weights are frequency weights: row n counts as ``w_n`` rows, each with
+its own missing data, so ``I(θ) = Σ_n w_n I_n(θ)``. The complete-data term is
+linear in the weights and comes from the weighted statistics; the missing
+information ``Σ_n w_n Cov[s_n]`` is the covariance of ``Σ_n √w_n s_n`` (the
+scores of independent rows add up), so it is computed exactly as above from
+statistics weighted by ``√w`` (the score is linear in the statistics). Integer
+weights therefore give the standard errors of the repeated rows.
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from stochem import _validation
-from stochem.capabilities import CategoricalLatents, CompleteLikelihood, PosteriorSampler, require
+from stochem import weights as sample_weights
+from stochem.capabilities import (CategoricalLatents, CompleteLikelihood, LinearStatistics, PosteriorSampler,
+                                  offers, require)
 from stochem.completion.sampling import draw_stats
 from stochem.keys import keys_from_user
 from stochem.unconstrained import flat_unconstrained
@@ -68,10 +78,13 @@ def _exact_missing_information(model, params, data, score_at):
 
 
 @functools.lru_cache(maxsize=32)
-def _louis(model, fixed, num_samples):
+def _louis(model, fixed, num_samples, weighted: bool):
     fields = _free_fields(model, fixed)
 
-    def compute(params, data, key):
+    def compute(params, data, root_weighted_data, key):
+        """With weights, ``root_weighted_data`` has weights ``√w``: the covariance of its statistics'
+        scores is the missing information (see the module docstring)."""
+        missing_data = root_weighted_data if weighted else data
         u, unflatten = flat_unconstrained(model, params, fields)
 
         def complete_loglik(flat, stats):
@@ -81,12 +94,17 @@ def _louis(model, fixed, num_samples):
             return jax.grad(complete_loglik)(u, stats)
 
         if num_samples is None:
-            stats, missing = _exact_missing_information(model, params, data, score_at)
+            stats, missing = _exact_missing_information(model, params, missing_data, score_at)
+            if weighted:
+                stats = model.weighted_stats(data, model.categorical_posterior(params, data))
             complete = -jax.hessian(complete_loglik)(u, stats)
         else:
-            per_draw = draw_stats(model, key, params, data, num_samples, num_samples).per_draw
+            per_draw = draw_stats(model, key, params, missing_data, num_samples, num_samples).per_draw
             scores = jax.vmap(score_at)(per_draw)
             missing = jnp.cov(scores, rowvar=False).reshape(u.size, u.size)
+            if weighted:  # the complete information comes from draws of the w-weighted statistics
+                per_draw = draw_stats(model, jax.random.fold_in(key, 1), params, data, num_samples,
+                                      num_samples).per_draw
             complete = -jnp.mean(jax.vmap(lambda s: jax.hessian(complete_loglik)(u, s))(per_draw), axis=0)
         information = complete - missing
         unconstrained_covariance = jnp.linalg.inv(information)
@@ -108,7 +126,8 @@ def _louis(model, fixed, num_samples):
     return jax.jit(compute)
 
 
-def standard_errors(model, params, data, *, num_samples: int | None = None, key=0, fixed=()):
+def standard_errors(model, params, data, *, num_samples: int | None = None, key=0, fixed=(),
+                    sample_weight=None):
     """Standard errors of θ from the observed information (Louis 1982).
 
     Args:
@@ -119,6 +138,9 @@ def standard_errors(model, params, data, *, num_samples: int | None = None, key=
             models), or the number of posterior draws for the Monte Carlo one.
         key: seed or PRNG key for the draws.
         fixed: parameter fields treated as known.
+        sample_weight: ``None``, or the weights the fit used (``fit(...,
+            sample_weight=...)``): frequency weights, so integer weights give
+            the standard errors of the repeated rows.
 
     Returns:
         :class:`StandardErrors`.
@@ -134,7 +156,7 @@ def standard_errors(model, params, data, *, num_samples: int | None = None, key=
     """
     fixed = _validation.check_fixed(model.params_type, fixed, model_name=type(model).__name__)
     require(model, CompleteLikelihood, "standard_errors(...)")
-    if num_samples is None and not isinstance(model, CategoricalLatents):
+    if num_samples is None and not offers(model, CategoricalLatents):
         raise _validation.ArgumentError(
             "num_samples", f"exact standard errors need a model with one categorical latent per observation; "
                            f"for {type(model).__name__} pass num_samples= to use sampled completions.")
@@ -146,4 +168,9 @@ def standard_errors(model, params, data, *, num_samples: int | None = None, key=
     prng_key, batched = keys_from_user(key)
     if batched:
         raise ValueError("key must be a single seed or key for standard_errors.")
-    return _louis(model, fixed, num_samples)(params, data, prng_key)
+    if sample_weight is None:
+        return _louis(model, fixed, num_samples, False)(params, data, None, prng_key)
+    require(model, LinearStatistics, "standard_errors(..., sample_weight=...)")
+    weighted = sample_weights.attach(model, data, sample_weight)
+    root_weighted = model.with_sample_weight(data, jnp.sqrt(weighted.weights))
+    return _louis(model, fixed, num_samples, True)(params, weighted, root_weighted, prng_key)

@@ -20,6 +20,7 @@ from tests.tracing import count_traces
 RNG = np.random.default_rng(0)
 MISSING = RNG.normal(size=(30, 3))
 MISSING[RNG.random(MISSING.shape) < 0.2] = np.nan
+OTHER_RNG = np.random.default_rng(1)  # for the cases added later, so the others keep their data
 
 CASES = {
     "binomial_mixture": (se.models.BinomialMixture(2, 10), RNG.integers(0, 11, 26)),
@@ -27,12 +28,16 @@ CASES = {
     "gaussian_mixture_1d": (se.models.GaussianMixture(2), RNG.normal(size=40)),
     "gaussian_mixture_2d_diag": (se.models.GaussianMixture(3, covariance_type="diag"), RNG.normal(size=(40, 2))),
     "missing_gaussian": (se.models.MissingGaussian(), MISSING),
+    "gaussian_mixture_missing": (se.models.GaussianMixture(2, covariance_type="full", missing=True), MISSING),
     "shifted_die": (se.models.ShiftedDie(4), RNG.integers(1, 6, 30)),
     "dice_sum": (se.models.DiceSum(4), RNG.integers(2, 9, 30)),
     "hmm_categorical": (se.models.HiddenMarkovModel(2, "categorical", num_categories=3),
                         [RNG.integers(0, 3, length) for length in (20, 9, 12, 15, 6)]),
     "hmm_gaussian": (se.models.HiddenMarkovModel(2, "gaussian"),
                      [RNG.normal(size=(length, 2)) for length in (20, 7, 11, 9, 14)]),
+    "hmm_gaussian_missing": (se.models.HiddenMarkovModel(2, "gaussian", missing=True),
+                             [np.where(OTHER_RNG.random((length, 2)) < 0.2, np.nan, OTHER_RNG.normal(size=(length, 2)))
+                              for length in (20, 7, 11, 9, 14)]),
 }
 NUMPYRO_CASES = {
     "numpyro_coins": (se.models.from_numpyro(examples.coins, RNG.integers(0, 11, 10), 10), None),

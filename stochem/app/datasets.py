@@ -198,3 +198,74 @@ def poisson_groups(num_groups: int, group_size: int, intercept: float, slope: fl
     effects = group_sd * rng.standard_normal(num_groups)
     counts = rng.poisson(np.exp(intercept + slope * covariate + effects[group]))
     return covariate, group, counts
+
+
+def missing_completely_at_random(rng, values: np.ndarray, rate: float, keep: Sequence[int] = (0,)) -> np.ndarray:
+    """A copy of ``values`` with each entry outside the ``keep`` columns set to NaN with probability ``rate`` (MCAR)."""
+    values = np.array(values, dtype=float)
+    removed = rng.random(values.shape) < rate
+    removed[:, list(keep)] = False
+    values[removed] = np.nan
+    return values
+
+
+def missing_at_random(rng, values: np.ndarray, rate: float, driver: int = 0, slope: float = 2.0) -> np.ndarray:
+    """A copy of ``values`` with entries outside column ``driver`` removed more often where ``driver`` is large.
+
+    Each such entry of row n is set to NaN with probability
+    ``sigmoid(a + slope · z_n)``, ``z_n`` the standardized ``driver`` value,
+    and ``a`` chosen (by bisection) so that the average probability is
+    ``rate``. Column ``driver`` is always observed, so the entries are missing
+    at random (given the observed data) but not completely at random (MAR).
+    """
+    values = np.array(values, dtype=float)
+    standardized = (values[:, driver] - values[:, driver].mean()) / values[:, driver].std()
+
+    def probability(intercept):
+        return 1.0 / (1.0 + np.exp(-(intercept + slope * standardized)))
+
+    low, high = -20.0, 20.0
+    for _ in range(100):
+        intercept = 0.5 * (low + high)
+        low, high = (intercept, high) if np.mean(probability(intercept)) < rate else (low, intercept)
+    removed = rng.random(values.shape) < probability(intercept)[:, None]
+    removed[:, driver] = False
+    values[removed] = np.nan
+    return values
+
+
+def _remove_entries(values: np.ndarray, missing_rate: float, mechanism: str, seed: int) -> np.ndarray:
+    """``values`` with entries of every column but 0 removed, ``"mcar"`` or ``"mar"`` (driven by column 0)."""
+    if mechanism not in ("mcar", "mar"):
+        raise ValueError(f"scenario.data.mechanism must be one of ['mcar', 'mar'], got {mechanism!r}.")
+    if not 0 <= missing_rate < 1:
+        raise ValueError(f"scenario.data.missing_rate must be in [0, 1), got {missing_rate}.")
+    rng = np.random.default_rng(seed)
+    if mechanism == "mcar":
+        return missing_completely_at_random(rng, values, missing_rate, keep=(0,))
+    return missing_at_random(rng, values, missing_rate, driver=0)
+
+
+def csv_with_missing(file: str, columns: Sequence[str], missing_rate: float, mechanism: str, seed: int,
+                     standardize: bool = False) -> np.ndarray:
+    """:func:`csv_columns` with entries of every column but the first removed (NaN).
+
+    ``mechanism="mcar"``: each entry with probability ``missing_rate``;
+    ``"mar"``: more often where the first column is large
+    (:func:`missing_at_random`, average rate ``missing_rate``). Standardizing
+    uses the full columns, before removal.
+    """
+    return _remove_entries(csv_columns(file, columns, standardize), missing_rate, mechanism, seed)
+
+
+def clusters_with_missing(num_points: int, num_components: int, dim: int, separation: float, missing_rate: float,
+                          mechanism: str, seed: int) -> np.ndarray:
+    """:func:`gaussian_clusters` with entries of every column but the first removed, as :func:`csv_with_missing`."""
+    return _remove_entries(gaussian_clusters(num_points, num_components, dim, separation, seed),
+                           missing_rate, mechanism, seed + 1)
+
+
+def repeat_counts(num_rows: int, max_count: int, seed: int) -> np.ndarray:
+    """Whole-number weights ``1..max_count``, uniform: each row stands for that many identical rows."""
+    _check_counts(num_rows=num_rows, max_count=max_count)
+    return np.random.default_rng(seed).integers(1, max_count + 1, num_rows).astype(float)

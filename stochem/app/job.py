@@ -37,6 +37,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 import stochem as se
+from stochem import weights as sample_weights
 from stochem.app import completions, files, scenarios, settings, traces
 from stochem.app.matching import distance_trace
 from stochem.app.reference import as_dict, fixed_point, loglik_trace
@@ -117,7 +118,7 @@ def run(cfg: DictConfig, output_dir: Path) -> Path:
         return table_path
 
     scenario = scenarios.build(cfg.scenario, job.init_seed)
-    prepared = scenario.model.prepare_data(scenario.data)
+    prepared = sample_weights.attach(scenario.model, scenario.model.prepare_data(scenario.data), scenario.sample_weight)
     completions.check_against(job.completion_settings, scenario.model, prepared, scenario.name)
     if job.average_from is not None and job.average_from > job.num_iters:
         raise settings.ConfigError("completion.average_from", f"must be <= num_iters ({job.num_iters}), "
@@ -127,7 +128,7 @@ def run(cfg: DictConfig, output_dir: Path) -> Path:
     with timed() as timing:
         result = se.fit(scenario.model, scenario.data, completion=job.completion, mstep=job.mstep,
                         init=scenario.init, key=list(job.seeds), num_iters=job.num_iters,
-                        fixed=scenario.fixed, progress=job.progress)
+                        fixed=scenario.fixed, sample_weight=scenario.sample_weight, progress=job.progress)
         result = jax.block_until_ready(result)
 
     num_seeds = len(job.seeds)

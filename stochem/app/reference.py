@@ -74,7 +74,8 @@ def as_dict(params) -> dict:
 def exact_fixed_point(scenario: Scenario, num_iters: int) -> FixedPoint:
     """Run exact EM from θ₀ for ``num_iters`` iterations (cached per scenario and ``num_iters``)."""
     result = se.fit(scenario.model, scenario.data, completion=se.exact(), mstep=se.closed_form(),
-                    init=scenario.init, num_iters=num_iters, fixed=scenario.fixed)
+                    init=scenario.init, num_iters=num_iters, fixed=scenario.fixed,
+                    sample_weight=scenario.sample_weight)
     trace = as_dict(result.trace.params)
     final = {name: value[-1] for name, value in trace.items()}
     before = {name: value[-2] for name, value in trace.items()}

@@ -9,11 +9,17 @@ A scenario config (``configs/scenario/*.yaml``) has::
     fixed:  []                    # parameter fields kept at θ₀
     distance_tol: 0.05            # "close to θ*" in the summary (units of θ)
     reference: null               # optional: {_target_: ..., ...} computing θ* (see stochem.app.reference)
+    sample_weight: null           # optional: one weight per row (sequence), a list or {_target_: ...}
 
 Data: an array-like becomes a numpy array; a list of arrays (several
 sequences of a hidden Markov model) stays a list; ``data: null`` is for models
 that hold their data themselves (``stochem.models.from_numpyro``: the data
 live in the numpyro model's arguments, ``fit(model, None, ...)``).
+
+``sample_weight`` (optional) is passed to ``fit(..., sample_weight=...)`` by
+every job and by the reference fit: a list of numbers or a builder node
+returning them, one non-negative weight per row (per sequence for a hidden
+Markov model); only models declaring ``SampleWeights`` take it.
 
 Every seed and every completion of a scenario starts from the same θ₀, so
 their curves can be compared. Scenarios are built once per process and cached.
@@ -29,10 +35,13 @@ from typing import Any
 import jax
 import numpy as np
 from hydra.utils import get_object
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from stochem import weights as sample_weights
 
 from stochem.app.matching import Symmetry, symmetry_of
 from stochem.app.settings import ConfigError
+from stochem.capabilities import SampleWeights, require
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -48,6 +57,7 @@ class Scenario:
         symmetry: the model's label symmetry, for distances.
         distance_tol: the distance to θ* that counts as converged in the summary.
         reference: the config of the scenario's own θ* (``None``: exact EM's fixed point).
+        sample_weight: ``[N]`` float64 weights per row, or ``None``.
     """
 
     name: str
@@ -58,6 +68,7 @@ class Scenario:
     symmetry: Symmetry
     distance_tol: float
     reference: dict | None = None
+    sample_weight: np.ndarray | None = None
 
 
 def call_target(node, option: str, *args):
@@ -98,6 +109,7 @@ def _build_cached(scenario_json: str, init_seed: int) -> Scenario:
     if unknown:
         raise ConfigError("scenario.fixed", f"names unknown parameters {unknown}; "
                           f"the model has {list(model.params_type._fields)}")
+    sample_weight = _sample_weight(cfg.get("sample_weight"), model, data)
     try:
         prepared = model.prepare_data(data)
         if cfg.get("init") is None:
@@ -114,7 +126,34 @@ def _build_cached(scenario_json: str, init_seed: int) -> Scenario:
     reference = cfg.get("reference")
     return Scenario(name=str(cfg.name), model=model, data=data, init=init, fixed=fixed,
                     symmetry=symmetry_of(model), distance_tol=float(cfg.distance_tol),
-                    reference=None if reference is None else OmegaConf.to_container(reference, resolve=True))
+                    reference=None if reference is None else OmegaConf.to_container(reference, resolve=True),
+                    sample_weight=sample_weight)
+
+
+def _sample_weight(node, model, data) -> np.ndarray | None:
+    """The scenario's ``sample_weight`` (a list, or a builder node) checked against its model and data."""
+    if node is None:
+        return None
+    if isinstance(node, DictConfig) and "_target_" in node:
+        raw = call_target(node, "scenario.sample_weight")
+    else:
+        raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
+    if data is None:
+        raise ConfigError("scenario.sample_weight", "needs data: the scenario's model holds its own data")
+    try:
+        return np.asarray(sample_weights.check_sample_weight(raw, _num_rows(model, data)))
+    except (TypeError, ValueError) as error:
+        raise ConfigError("scenario.sample_weight", str(error)) from None
+
+
+def _num_rows(model, data) -> int:
+    """Rows of the data as ``sample_weight`` counts them; a model without ``SampleWeights`` is refused."""
+    try:
+        require(model, SampleWeights, "scenario.sample_weight",
+                "Drop sample_weight from the scenario, or use GaussianMixture, MissingGaussian or HiddenMarkovModel.")
+    except TypeError as error:
+        raise ConfigError("scenario.sample_weight", str(error)) from None
+    return model.num_rows(model.prepare_data(data))
 
 
 def _as_data(raw):

@@ -33,6 +33,12 @@ diagonal structures ``P = diag(1/σ)``. Everything that depends on θ alone
 *density plan*, and each structure's ``log_density_columns(plan, xᵀ)``
 evaluates it on a block of points in the column layout ``[D, B]``, giving
 ``[K, B]``.
+
+For data with missing entries (:mod:`stochem.models.missing_mixture`) each
+structure also gives its covariances as per-component matrices
+(``matrices``: ``[K, D, D]``) and reduces per-component second-moment
+matrices to its own form (``from_matrices``: themselves, their diagonals,
+their traces, their sum over components).
 """
 
 from __future__ import annotations
@@ -192,6 +198,15 @@ class Full:
     def second_moments(self, x, phi):
         return self.second_moments_columns(x.T, phi.T)
 
+    def matrices(self, covariances, means):
+        """Each component's covariance matrix, ``[K, D, D]`` (``means [K, D]`` give the sizes)."""
+        del means
+        return covariances
+
+    def from_matrices(self, second_moments):
+        """This structure's second moments from per-component matrices ``Σ_n φ_nk E[x_n x_nᵀ]`` ``[K, D, D]``."""
+        return second_moments
+
     def m_step(self, padded_counts, means, second_moments, reg_covar):
         covariances = second_moments / padded_counts[:, None, None] - _outer(means)
         return _symmetrize(covariances) + reg_covar * jnp.eye(means.shape[-1])
@@ -243,6 +258,15 @@ class Diag:
 
     def second_moments(self, x, phi):
         return self.second_moments_columns(x.T, phi.T)
+
+    def matrices(self, covariances, means):
+        """Each component's covariance matrix, ``[K, D, D]`` (diagonal)."""
+        variances = self.variances(covariances, means.shape[-1])
+        return variances[:, :, None] * jnp.eye(means.shape[-1], dtype=variances.dtype)
+
+    def from_matrices(self, second_moments):
+        """The diagonals of per-component matrices ``[K, D, D]``, ``[K, D]``."""
+        return jnp.diagonal(second_moments, axis1=-2, axis2=-1)
 
     def m_step(self, padded_counts, means, second_moments, reg_covar):
         return second_moments / padded_counts[:, None] - means**2 + reg_covar
@@ -297,6 +321,10 @@ class Spherical(Diag):
         """``Σ_n φ_nk ‖x_n‖²`` from ``xᵀ [D, N]`` and ``φᵀ [K, N]``, ``[K]``."""
         return phi_t @ jnp.sum(points_t * points_t, axis=0)
 
+    def from_matrices(self, second_moments):
+        """The traces of per-component matrices ``[K, D, D]``, ``[K]``."""
+        return jnp.trace(second_moments, axis1=-2, axis2=-1)
+
     def m_step(self, padded_counts, means, second_moments, reg_covar):
         num_features = means.shape[-1]
         return (second_moments / padded_counts - jnp.sum(means**2, axis=-1)) / num_features + reg_covar
@@ -332,6 +360,14 @@ class Tied:
 
     def second_moments(self, x, phi):
         return self.second_moments_columns(x.T, phi.T)
+
+    def matrices(self, covariances, means):
+        """The shared matrix once per component, ``[K, D, D]``."""
+        return jnp.broadcast_to(covariances, (means.shape[0],) + covariances.shape)
+
+    def from_matrices(self, second_moments):
+        """The sum over components of per-component matrices ``[K, D, D]``, ``[D, D]``."""
+        return jnp.sum(second_moments, axis=0)
 
     def m_step(self, padded_counts, means, second_moments, reg_covar):
         between = jnp.einsum("k,kd,ke->de", padded_counts, means, means)

@@ -34,6 +34,7 @@ from numpyro.distributions.transforms import biject_to
 
 from stochem import _validation
 from stochem import rows as row_data
+from stochem import weights as sample_weights
 
 
 class ModelBase:
@@ -112,6 +113,18 @@ class ModelBase:
         return self.num_rows(data)
 
 
+class AcceptsSampleWeights:
+    """Mixin declaring :class:`stochem.capabilities.SampleWeights`: the data carry one weight per row.
+
+    The model reads them with :func:`stochem.weights.split` wherever it sums
+    over rows (its statistics and its log-likelihood).
+    """
+
+    def with_sample_weight(self, data, weights):
+        """``Weighted(data, weights)``: the prepared data with their rows' weights ``[N]``."""
+        return sample_weights.Weighted(data, weights)
+
+
 class FiniteLatentModel(ModelBase):
     """Mixin for models whose latent variable per observation takes L values.
 
@@ -126,6 +139,7 @@ class FiniteLatentModel(ModelBase):
     """
 
     linear_statistics = True
+    categorical_latents = True
 
     def log_joint_table(self, params, data):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -7,6 +7,12 @@ missing data. The covariances follow scikit-learn's ``GaussianMixture`` shapes
 ``[D, D]``) and its M-step numerics, including ``reg_covar`` on the diagonal;
 everything that depends on the covariance type lives in
 :mod:`stochem.models._gaussian`.
+
+With ``missing=True`` NaN marks a missing entry and the missing coordinates
+are completed together with the labels (:mod:`stochem.models.missing_mixture`,
+a separate code path: the complete-data passes below are unchanged). Sample
+weights (:mod:`stochem.weights`) multiply each row's statistics and
+log-likelihood in both paths.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ from jax.scipy.special import xlogy
 from numpyro.distributions import constraints
 
 from stochem import _validation
+from stochem import weights as sample_weights
 from stochem.models import _gaussian
+from stochem.models import missing_mixture
 from stochem.models._blocks import block_size_for, map_and_sum_blocks, sum_blocks
-from stochem.models.base import FiniteLatentModel
+from stochem.models.base import AcceptsSampleWeights, FiniteLatentModel, ModelBase
+from stochem.models.missing_gaussian import MissingGaussianData
 from stochem.models.symmetry import Symmetry
 
 COVARIANCE_TYPES = tuple(_gaussian.STRUCTURES)
@@ -44,17 +53,23 @@ class GaussianMixtureStats(NamedTuple):
 
 def _num_features(data, means) -> int:
     """``D`` of the (prepared or raw) data; without data, of the means (``[K]`` means ``D = 1``)."""
+    data = sample_weights.split(data)[0]
+    if isinstance(data, MissingGaussianData):
+        data = data.values
     shape = np.shape(means) if data is None else np.shape(data)
     return shape[-1] if len(shape) == 2 else 1
 
 
 @dataclasses.dataclass(frozen=True)
-class GaussianMixture(FiniteLatentModel):
+class GaussianMixture(AcceptsSampleWeights, FiniteLatentModel):
     """K Gaussian components in ``R^D``; which component drew each point is unseen.
 
     Data: an array ``[N, D]``, one row per observation, or a 1-D array ``[N]``
-    for one feature (``prepare_data`` turns it into ``[N, 1]``). NaN is not
-    accepted; use ``MissingGaussian`` for vectors with missing entries.
+    for one feature (``prepare_data`` turns it into ``[N, 1]``). NaN is
+    refused unless ``missing=True``, which reads NaN as a missing entry. Each
+    row may miss any subset of its entries; a row with every entry missing
+    carries no information and is allowed (it adds 0 to ℓ and nothing to the
+    statistics).
 
     Parameters (``GaussianMixtureParams``): ``weights [K]``, ``means [K, D]``
     and ``covariances`` shaped as in scikit-learn: ``full [K, D, D]``,
@@ -71,6 +86,12 @@ class GaussianMixture(FiniteLatentModel):
             keeps a positive definite covariance. ``0`` gives plain EM.
         init_method: how ``init_params`` seeds the components: ``"kmeans++"``
             (default) or ``"random_from_data"``.
+        missing: ``True`` to accept NaN as a missing entry (missing at random):
+            exact completion conditions each row's missing entries on its
+            observed ones under every component, Monte Carlo completion draws
+            the label and then the missing entries; ℓ is that of the observed
+            entries (:mod:`stochem.models.missing_mixture`). Prepared data are
+            then :class:`~stochem.models.missing_gaussian.MissingGaussianData`.
 
     Example:
         >>> import numpy as np, stochem as se
@@ -86,6 +107,7 @@ class GaussianMixture(FiniteLatentModel):
     covariance_type: str = "full"
     reg_covar: float = 1e-6
     init_method: str = "kmeans++"
+    missing: bool = False
 
     params_type = GaussianMixtureParams
 
@@ -98,6 +120,14 @@ class GaussianMixture(FiniteLatentModel):
         if self.init_method not in INIT_METHODS:
             raise ValueError(f"init_method must be one of {list(INIT_METHODS)}, got {self.init_method!r}.")
         object.__setattr__(self, "reg_covar", _gaussian.check_reg_covar(self.reg_covar))
+        if not isinstance(self.missing, (bool, np.bool_)):
+            raise TypeError(f"missing must be True or False, got {self.missing!r}.")
+        object.__setattr__(self, "missing", bool(self.missing))
+
+    @property
+    def categorical_latents(self) -> bool:
+        """Only the labels are missing (exact standard errors); not with missing entries."""
+        return not self.missing
 
     @property
     def _structure(self):
@@ -118,8 +148,18 @@ class GaussianMixture(FiniteLatentModel):
     # --- user input -------------------------------------------------------------------------
 
     def prepare_data(self, data):
-        """Check the data and return it as a float array ``[N, D]`` (``[N]`` becomes ``[N, 1]``)."""
-        x = _validation.as_float_array("data", data)
+        """Check the data and return it as a float array ``[N, D]`` (``[N]`` becomes ``[N, 1]``).
+
+        With ``missing=True``: :class:`MissingGaussianData` (values with 0 at
+        the missing entries, and the observed mask).
+        """
+        if self.missing:
+            return self._prepare_missing(data)
+        x = _validation.as_float_array("data", data, allow_nan=True)
+        if np.isnan(x).any():
+            raise ValueError(
+                "data contains NaN; pass GaussianMixture(..., missing=True) to treat NaN as a missing "
+                "entry (missing at random), or MissingGaussian for a single Gaussian, or drop those rows.")
         _validation.check_ndim("data", x, (1, 2),
                                "a 2-D array [N, D] (one row per observation) or a 1-D array [N] (D = 1)")
         if x.ndim == 1:
@@ -133,6 +173,29 @@ class GaussianMixture(FiniteLatentModel):
                 "components; use fewer components (num_components) or more data."
             )
         return jnp.asarray(x, dtype=float)
+
+    def _prepare_missing(self, data):
+        """Data with NaN for missing entries as :class:`MissingGaussianData`, with the checks that need."""
+        if isinstance(data, MissingGaussianData):
+            data = np.where(np.asarray(data.observed), np.asarray(data.values), np.nan)
+        x = _validation.as_float_array("data", data, allow_nan=True)
+        _validation.check_ndim("data", x, (1, 2), "a 2-D array [N, D] (one row per observation, NaN for a "
+                               "missing entry) or a 1-D array [N] (D = 1)")
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.shape[1] == 0:
+            raise ValueError(f"data must have at least one column (feature); got shape {x.shape}.")
+        observed = ~np.isnan(x)
+        informative = int(observed.any(axis=1).sum())
+        if informative < self.num_components:
+            raise ValueError(
+                f"data has {informative} rows with an observed entry but the model has {self.num_components} "
+                "components; use fewer components (num_components) or more data.")
+        for column in range(x.shape[1]):
+            if np.unique(x[observed[:, column], column]).size < 2:
+                raise ValueError(f"data column {column} has fewer than 2 distinct observed values; its "
+                                 "variance cannot be estimated. Drop that column.")
+        return MissingGaussianData(jnp.asarray(np.where(observed, x, 0.0)), jnp.asarray(observed))
 
     def prepare_params(self, params, data):
         """Check user parameters against ``data`` (or, if it is ``None``, against ``init.means``).
@@ -183,61 +246,94 @@ class GaussianMixture(FiniteLatentModel):
         seed keeps at least itself) and the parameters are the closed-form
         M-step of those assignments, so a singleton cluster starts with
         covariance ``reg_covar · I``.
+
+        With sample weights each point's chance of becoming a seed is
+        multiplied by its weight. With ``missing=True`` seeds, distances and
+        the first M-step use the rows with each missing entry replaced by its
+        column's mean over the observed entries, and rows with nothing
+        observed are never seeds.
         """
+        x, weights = sample_weights.split(data)
+        if self.missing:
+            weights = missing_mixture.informative_rows(x.observed, x.values.dtype) * (
+                1.0 if weights is None else weights)
+            x = _column_mean_imputed(x)
         if self.init_method == "kmeans++":
-            seeds = _kmeans_plus_plus_seeds(key, data, self.num_components)
+            seeds = _kmeans_plus_plus_seeds(key, x, self.num_components, weights)
         else:
-            indices = jax.random.choice(key, data.shape[0], (self.num_components,), replace=False)
-            seeds = data[indices]
-        squared_distances = jnp.sum((data[:, None, :] - seeds[None, :, :]) ** 2, axis=-1)
+            probabilities = None if weights is None else weights / jnp.sum(weights)
+            indices = jax.random.choice(key, x.shape[0], (self.num_components,), replace=False, p=probabilities)
+            seeds = x[indices]
+        squared_distances = jnp.sum((x[:, None, :] - seeds[None, :, :]) ** 2, axis=-1)
         nearest = jax.nn.one_hot(jnp.argmin(squared_distances, axis=-1), self.num_components,
-                                 dtype=data.dtype)
+                                 dtype=x.dtype)
+        if self.missing:
+            filled = jnp.broadcast_to(x[:, None, :], (x.shape[0], self.num_components, x.shape[1]))
+            nearest = missing_mixture.MixtureCompletion(nearest, filled)
         return self.m_step(self.suff_stats(data, nearest))
 
     # --- the model ---------------------------------------------------------------------------
 
-    def log_joint_table(self, params, x):
-        """``log w_k + log N(x_n; μ_k, Σ_k)``, shape ``[N, K]``, through Cholesky factors."""
+    def log_joint_table(self, params, data):
+        """``log w_k + log N(x_n; μ_k, Σ_k)``, shape ``[N, K]``, through Cholesky factors.
+
+        With ``missing=True``, the observed entries' marginal: ``log w_k + log N(x_{n,o}; μ_{k,o}, Σ_{k,oo})``.
+        """
+        x = sample_weights.split(data)[0]
+        if self.missing:
+            return self._missing_table(params, x, self._missing_factors(params, x))
         plan = self._density_plan(params)
         table_t, _ = map_and_sum_blocks(lambda index, rows: (self._log_joint_columns(plan, rows.T), ()),
                                         self._block_size(x), (x,), (0,))
         return table_t.T
 
-    def log_marginal(self, params, x):
-        """ℓ(θ) = Σ_n log Σ_k w_k N(x_n; μ_k, Σ_k), in one pass over blocks of points."""
+    def log_marginal(self, params, data):
+        """ℓ(θ) = Σ_n w_n log Σ_k w_k N(x_n; μ_k, Σ_k), in one pass over blocks of points (``w_n = 1`` unweighted)."""
+        x, weights = sample_weights.split(data)
+        if self.missing:
+            table = self._missing_table(params, x, self._missing_factors(params, x))
+            return sample_weights.weighted_sum(jax.scipy.special.logsumexp(table, axis=-1), weights)
         plan = self._density_plan(params)
 
-        def block_loglik(index, rows):
-            return _normalize_columns(self._log_joint_columns(plan, rows.T))[1]
+        def block_loglik(index, rows, *block_weights):
+            return _normalize_columns(self._log_joint_columns(plan, rows.T), *block_weights)[1]
 
-        return sum_blocks(block_loglik, self._block_size(x), (x,), (0,))
+        return sum_blocks(block_loglik, self._block_size(x), *_blocked(x, weights))
 
-    def expected_stats(self, params, x):
+    def expected_stats(self, params, data):
         """``T(o, P(m | o; θ))``: responsibilities and their statistics, block by block."""
-        return self.expected_stats_and_loglik(params, x)[0]
+        return self.expected_stats_and_loglik(params, data)[0]
 
-    def expected_stats_and_loglik(self, params, x):
+    def expected_stats_and_loglik(self, params, data):
         """The exact E-step and ℓ(θ) from one pass over the data.
 
         Each block of points gets its log joint table ``t_kn = log w_k +
         log N(x_n; μ_k, Σ_k)``, ``ℓ_n = logsumexp_k t_kn``, the responsibilities
         ``exp(t_kn − ℓ_n)`` and their statistics (:meth:`suff_stats`); statistics
         and ``Σ_n ℓ_n`` are summed over blocks, so nothing of size ``N × K × D``
-        is ever held.
+        is ever held. With ``missing=True`` see :mod:`stochem.models.missing_mixture`.
 
         Returns:
             ``(stats, loglik)``.
         """
+        x, weights = sample_weights.split(data)
+        if self.missing:
+            factors = self._missing_factors(params, x)
+            table = self._missing_table(params, x, factors)
+            log_normalizer = jax.scipy.special.logsumexp(table, axis=-1, keepdims=True)
+            completion = missing_mixture.conditional_completion(
+                params.means, factors, x.values, x.observed, jnp.exp(table - log_normalizer))
+            return self.suff_stats(data, completion), sample_weights.weighted_sum(log_normalizer[:, 0], weights)
         plan = self._density_plan(params)
 
-        def block_pass(index, rows):
+        def block_pass(index, rows, *block_weights):
             points_t = rows.T
-            responsibilities_t, loglik = _normalize_columns(self._log_joint_columns(plan, points_t))
-            return self._suff_stats_columns(points_t, responsibilities_t), loglik
+            responsibilities_t, loglik = _normalize_columns(self._log_joint_columns(plan, points_t), *block_weights)
+            return self._suff_stats_columns(points_t, _weighted_columns(responsibilities_t, *block_weights)), loglik
 
-        return sum_blocks(block_pass, self._block_size(x), (x,), (0,))
+        return sum_blocks(block_pass, self._block_size(x), *_blocked(x, weights))
 
-    def stats_sampler(self, params, x):
+    def stats_sampler(self, params, data):
         """A sampler of completed-data statistics, with the posterior computed once, and ℓ(θ).
 
         The posterior's cumulative sums ``F_kn = Σ_{j≤k} P(m_n = j | x_n)`` for
@@ -252,27 +348,44 @@ class GaussianMixture(FiniteLatentModel):
         uses this instead of ``suff_stats(data, sample_latent(...))``, so S draws
         cost one posterior and S light passes over the data.
 
+        With ``missing=True`` the posterior and the per-component factors are
+        computed once, and each draw takes the label and then the missing
+        entries (:func:`stochem.models.missing_mixture.draw_completion`).
+
         Returns:
             ``(draw, loglik)``: ``draw(key) -> GaussianMixtureStats`` and ℓ(θ).
         """
+        x, weights = sample_weights.split(data)
+        if self.missing:
+            factors = self._missing_factors(params, x)
+            table = self._missing_table(params, x, factors)
+            loglik = sample_weights.weighted_sum(jax.scipy.special.logsumexp(table, axis=-1), weights)
+
+            def draw_missing(key):
+                completion = missing_mixture.draw_completion(key, params.means, factors, x.values, x.observed,
+                                                             table)
+                return self.suff_stats(data, completion)
+
+            return draw_missing, loglik
         plan = self._density_plan(params)
         block_size = self._block_size(x)
 
-        def cumulative_posterior(index, rows):
-            cumulative_block, loglik = self._cumulative_posterior_columns(plan, rows.T)
+        def cumulative_posterior(index, rows, *block_weights):
+            cumulative_block, loglik = self._cumulative_posterior_columns(plan, rows.T, *block_weights)
             return cumulative_block, loglik
 
-        cumulative_t, loglik = map_and_sum_blocks(cumulative_posterior, block_size, (x,), (0,))
+        arrays, axes = _blocked(x, weights)
+        cumulative_t, loglik = map_and_sum_blocks(cumulative_posterior, block_size, arrays, axes)
 
         def draw(key):
-            def block_stats(index, rows, cumulative_block):
-                return self._drawn_stats_columns(key, index, rows.T, cumulative_block)
+            def block_stats(index, rows, cumulative_block, *block_weights):
+                return self._drawn_stats_columns(key, index, rows.T, cumulative_block, *block_weights)
 
-            return sum_blocks(block_stats, block_size, (x, cumulative_t), (0, 1))
+            return sum_blocks(block_stats, block_size, (x, cumulative_t) + arrays[1:], (0, 1) + axes[1:])
 
         return draw, loglik
 
-    def sampled_stats(self, key, params, x):
+    def sampled_stats(self, key, params, data):
         """One draw's statistics ``T(o, m)``, ``m ~ P(m | o; θ)``, and ℓ(θ), in one pass.
 
         The same draw as ``stats_sampler(params, x)[0](key)`` (same
@@ -280,31 +393,78 @@ class GaussianMixture(FiniteLatentModel):
         soon as it is computed instead of being stored: when only one
         completion is drawn (stochastic EM) this costs about one exact E-step.
         """
+        if self.missing:
+            return ModelBase.sampled_stats(self, key, params, data)
+        x, weights = sample_weights.split(data)
         plan = self._density_plan(params)
 
-        def block_pass(index, rows):
+        def block_pass(index, rows, *block_weights):
             points_t = rows.T
-            cumulative_block, loglik = self._cumulative_posterior_columns(plan, points_t)
-            return self._drawn_stats_columns(key, index, points_t, cumulative_block), loglik
+            cumulative_block, loglik = self._cumulative_posterior_columns(plan, points_t, *block_weights)
+            return self._drawn_stats_columns(key, index, points_t, cumulative_block, *block_weights), loglik
 
-        return sum_blocks(block_pass, self._block_size(x), (x,), (0,))
+        return sum_blocks(block_pass, self._block_size(x), *_blocked(x, weights))
 
-    def _cumulative_posterior_columns(self, plan, points_t):
-        """``(F [K − 1, B], Σ_n ℓ_n)``: ``F_kn = Σ_{j≤k} P(m_n = j | x_n)`` and ``ℓ_n = log p(x_n)``."""
-        responsibilities_t, loglik = _normalize_columns(self._log_joint_columns(plan, points_t))
+    def sample_latent(self, key, params, data):
+        """One draw of the labels, one-hot ``[N, K]``; with ``missing=True`` a
+        :class:`~stochem.models.missing_mixture.MixtureCompletion` (labels and missing entries)."""
+        if not self.missing:
+            return super().sample_latent(key, params, data)
+        x = sample_weights.split(data)[0]
+        factors = self._missing_factors(params, x)
+        return missing_mixture.draw_completion(key, params.means, factors, x.values, x.observed,
+                                               self._missing_table(params, x, factors))
+
+    def log_joint(self, params, data, latent):
+        """log p(o, m; θ) = Σ_n w_n Σ_k φ_nk (log w_k + log N(x_n; μ_k, Σ_k)) for a drawn completion.
+
+        Computed from the densities, not through the statistics (so that
+        comparing it with :meth:`complete_loglik` checks both). With
+        ``missing=True``, ``x_n`` is the completed row and rows with nothing
+        observed count 0.
+        """
+        x, weights = sample_weights.split(data)
+        if self.missing:
+            means, covariances = params.means, self._structure.matrices(params.covariances, params.means)
+            density = jax.vmap(jax.scipy.stats.multivariate_normal.logpdf, in_axes=(1, 0, 0), out_axes=1)(
+                latent.filled, means, covariances)
+            table = jnp.log(params.weights) + density
+            row_weights = missing_mixture.informative_rows(x.observed, table.dtype)
+            labels = latent.labels
+        else:
+            table, labels, row_weights = self.log_joint_table(params, x), latent, 1.0
+        per_row = jnp.sum(jnp.where(labels > 0, labels * table, 0.0), axis=-1) * row_weights
+        return sample_weights.weighted_sum(per_row, weights)
+
+    def _cumulative_posterior_columns(self, plan, points_t, *weights):
+        """``(F [K − 1, B], Σ_n w_n ℓ_n)``: ``F_kn = Σ_{j≤k} P(m_n = j | x_n)`` and ``ℓ_n = log p(x_n)``."""
+        responsibilities_t, loglik = _normalize_columns(self._log_joint_columns(plan, points_t), *weights)
         return jnp.cumsum(responsibilities_t[:-1], axis=0), loglik
 
-    def _drawn_stats_columns(self, key, index, points_t, cumulative_block):
+    def _drawn_stats_columns(self, key, index, points_t, cumulative_block, *weights):
         """Statistics of block ``index``'s draw: ``m_n = min {k : u_n < F_kn}``, ``u`` from ``fold_in(key, index)``."""
         uniforms = jax.random.uniform(jax.random.fold_in(key, index), (1, points_t.shape[1]),
                                       dtype=points_t.dtype)
         below = (uniforms < cumulative_block).astype(points_t.dtype)  # 1[m_n <= k], k < K − 1
         one_hot = jnp.pad(below, ((0, 1), (0, 0)), constant_values=1.0) - jnp.pad(below, ((1, 0), (0, 0)))
-        return self._suff_stats_columns(points_t, one_hot)
+        return self._suff_stats_columns(points_t, _weighted_columns(one_hot, *weights))
 
-    def suff_stats(self, x, latent):
-        """Raw moments, linear in ``φ = latent [N, K]``: ``N_k``, ``Σ_n φ_nk x_n`` and second moments."""
-        return self._suff_stats_columns(x.T, latent.T)
+    def suff_stats(self, data, latent):
+        """Raw moments, linear in ``φ = latent [N, K]``: ``N_k``, ``Σ_n w_n φ_nk x_n`` and second moments.
+
+        With ``missing=True`` ``latent`` is a
+        :class:`~stochem.models.missing_mixture.MixtureCompletion` and the
+        moments are :func:`stochem.models.missing_mixture.moments` (rows with
+        nothing observed count 0).
+        """
+        x, weights = sample_weights.split(data)
+        if self.missing:
+            row_weights = missing_mixture.informative_rows(x.observed, latent.filled.dtype)
+            if weights is not None:
+                row_weights = row_weights * weights
+            return GaussianMixtureStats(*missing_mixture.moments(self._structure, latent, row_weights))
+        phi_t = latent.T if weights is None else (latent * weights[:, None]).T
+        return self._suff_stats_columns(x.T, phi_t)
 
     def _suff_stats_columns(self, points_t, phi_t):
         """The statistics from the column layout ``xᵀ [D, N]``, ``φᵀ [K, N]`` (their one definition)."""
@@ -313,6 +473,16 @@ class GaussianMixture(FiniteLatentModel):
             first_moments=_gaussian.contract_points(phi_t, points_t),
             second_moments=self._structure.second_moments_columns(points_t, phi_t),
         )
+
+    def _missing_factors(self, params, data):
+        """Per-component covariance matrices and the Cholesky factors of their observed blocks, row by row."""
+        return missing_mixture.component_factors(self._structure.matrices(params.covariances, params.means),
+                                                 data.observed)
+
+    def _missing_table(self, params, data, factors):
+        """``log w_k + log N(x_{n,o}; μ_{k,o}, Σ_{k,oo})``, ``[N, K]``."""
+        return jnp.log(params.weights) + missing_mixture.observed_log_densities(
+            params.means, factors, data.values, data.observed)
 
     def _density_plan(self, params):
         """The structure's density plan with ``log w_k`` folded into its normalizer."""
@@ -354,17 +524,32 @@ class GaussianMixture(FiniteLatentModel):
 # --- per-block numerics -------------------------------------------------------------------------------------
 
 
-def _normalize_columns(table_t):
-    """``(exp(t − ℓ), Σ_n ℓ_n)`` with ``ℓ_n = logsumexp_k t_kn`` for a table ``[K, B]``, one ``exp`` per entry.
+def _blocked(x, weights):
+    """``(arrays, axes)`` of a blocked pass over the points ``x [N, D]`` and, if given, their weights ``[N]``."""
+    if weights is None:
+        return (x,), (0,)
+    return (x, weights), (0, 0)
+
+
+def _weighted_columns(phi_t, *weights):
+    """``φᵀ [K, B]`` with each point's column multiplied by its weight (``φᵀ`` itself without weights)."""
+    return phi_t * weights[0][None, :] if weights else phi_t
+
+
+def _normalize_columns(table_t, *weights):
+    """``(exp(t − ℓ), Σ_n w_n ℓ_n)`` with ``ℓ_n = logsumexp_k t_kn`` for a table ``[K, B]``, one ``exp`` per entry.
 
     ``ℓ_n = p_n + log s_n`` with the peak ``p_n = max_k t_kn`` and ``s_n = Σ_k
-    exp(t_kn − p_n)``; the sum over the block is ``Σ_n p_n + Σ_n log s_n``
-    with the logarithms taken by :func:`_sum_of_logs`.
+    exp(t_kn − p_n)``; without weights the sum over the block is ``Σ_n p_n +
+    Σ_n log s_n`` with the logarithms taken by :func:`_sum_of_logs`, with
+    weights ``[B]`` (one optional argument) it is ``Σ_n w_n (p_n + log s_n)``.
     """
     peak = jax.lax.stop_gradient(jnp.max(table_t, axis=0, keepdims=True))
     peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
     scaled = jnp.exp(table_t - peak)
     total = jnp.sum(scaled, axis=0, keepdims=True)
+    if weights:
+        return scaled / total, jnp.sum(weights[0] * (peak[0] + jnp.log(total[0])))
     return scaled / total, jnp.sum(peak) + _sum_of_logs(total[0])
 
 
@@ -390,18 +575,32 @@ def _sum_of_logs(values):
     return jnp.sum(jnp.log(jnp.prod(values.reshape(-1, _LOG_CHUNK), axis=1)))
 
 
-def _kmeans_plus_plus_seeds(key, x, num_components):
-    """``num_components`` rows of ``x`` chosen by D² sampling, shape ``[K, D]``."""
+def _column_mean_imputed(data: MissingGaussianData):
+    """The rows ``[N, D]`` with each missing entry replaced by its column's mean over the observed entries."""
+    observed = data.observed.astype(data.values.dtype)
+    column_means = jnp.sum(data.values, axis=0) / jnp.sum(observed, axis=0)
+    return jnp.where(data.observed, data.values, column_means)
+
+
+def _kmeans_plus_plus_seeds(key, x, num_components, weights=None):
+    """``num_components`` rows of ``x`` chosen by D² sampling (times ``weights [N]`` if given), ``[K, D]``."""
     first_key, rest_key = jax.random.split(key)
-    first = x[jax.random.randint(first_key, (), 0, x.shape[0])]
+    if weights is None:
+        first = x[jax.random.randint(first_key, (), 0, x.shape[0])]
+    else:
+        first = x[jax.random.categorical(first_key, jnp.log(weights))]
     seeds = jnp.zeros((num_components, x.shape[1]), x.dtype).at[0].set(first)
     squared_distances = jnp.sum((x - first) ** 2, axis=-1)
 
     def add_seed(index, carry):
         seeds, squared_distances = carry
         # Points already chosen have distance 0, hence probability 0; if every
-        # point coincides with a seed, fall back to uniform.
-        logits = jnp.where(jnp.sum(squared_distances) > 0, jnp.log(squared_distances), 0.0)
+        # point coincides with a seed, fall back to uniform (or to the weights).
+        if weights is None:
+            logits = jnp.where(jnp.sum(squared_distances) > 0, jnp.log(squared_distances), 0.0)
+        else:
+            scores = weights * squared_distances
+            logits = jnp.where(jnp.sum(scores) > 0, jnp.log(scores), jnp.log(weights))
         seed = x[jax.random.categorical(jax.random.fold_in(rest_key, index), logits)]
         return seeds.at[index].set(seed), jnp.minimum(squared_distances, jnp.sum((x - seed) ** 2, axis=-1))
 

@@ -22,12 +22,29 @@ W[b, i, j] · right[b, t, j]`` (:class:`~stochem.models.hmm_inference.FactoredPa
 transition counts cost a ``[K, T] × [T, K]`` product and ``[B, T − 1, K, K]``
 is never materialized. The pure inference functions live in
 :mod:`stochem.models.hmm_inference`.
+
+Unobserved steps (``missing=True``): ``-1`` marks a missing categorical
+observation and NaN a missing Gaussian entry (a whole step, or some of its
+coordinates). Forward–backward uses the observed entries' marginal as the
+step's emission likelihood, ``p(x_{t,o} | z_t = i) = N(x_{t,o}; μ_{i,o},
+Σ_{i,oo})``, which is 1 for a step with nothing observed. The emission
+statistics skip steps with nothing observed (the chain still runs through
+them), and complete the missing coordinates of a partly observed Gaussian
+step given its state, as the mixture with missing entries does
+(:mod:`stochem.models.missing_mixture`): the latent encoding then also holds
+``filled [B, T, K, D]`` (E[x_t | x_{t,o}, z_t = i], or the drawn vector) and
+``extra_cov [B, T, K, D, D]`` (Cov[x_t | x_{t,o}, z_t = i], ``None`` for a
+draw). :meth:`HiddenMarkovModel.impute` draws the missing observations
+themselves, with the path, when they are wanted.
+
+Sample weights are per sequence (:mod:`stochem.weights`): sequence b's
+statistics and log-likelihood count ``w_b`` times.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,9 +53,11 @@ from jax.scipy.special import xlogy
 from numpyro.distributions import constraints
 
 from stochem import _validation
+from stochem import weights as sample_weights
 from stochem.models import _gaussian
 from stochem.models import hmm_inference
-from stochem.models.base import ModelBase
+from stochem.models import missing_mixture
+from stochem.models.base import AcceptsSampleWeights, ModelBase
 from stochem.models.symmetry import Symmetry
 
 EMISSIONS = ("categorical", "gaussian")
@@ -78,6 +97,8 @@ class HMMData(NamedTuple):
     Attributes:
         observations: ``[B, T]`` ints (categorical) or ``[B, T, D]`` floats
             (Gaussian); entries past a sequence's length are 0 and ignored.
+            With ``missing=True``, ``-1`` (categorical) or NaN (Gaussian)
+            where a value is missing.
         lengths: ``[B]`` ints, each in ``1..T``.
     """
 
@@ -93,10 +114,17 @@ class HMMLatent(NamedTuple):
         transitions: :class:`~stochem.models.hmm_inference.FactoredPairs` with
             ``left``, ``right`` ``[B, T − 1, K]`` and ``weights`` ``[B, K, K]``;
             ``transitions.dense()`` is the ``[B, T − 1, K, K]`` array.
+        filled: Gaussian emissions with ``missing=True`` only (else ``None``):
+            ``[B, T, K, D]``, each step completed under each state (the
+            conditional means, or the drawn vector repeated).
+        extra_cov: with ``filled``, ``[B, T, K, D, D]`` conditional
+            covariances (exact), or ``None`` (a draw).
     """
 
     states: jax.Array
     transitions: hmm_inference.FactoredPairs
+    filled: Any = None
+    extra_cov: Any = None
 
 
 def casino_params() -> CategoricalHMMParams:
@@ -116,7 +144,7 @@ def casino_params() -> CategoricalHMMParams:
 
 
 @dataclasses.dataclass(frozen=True)
-class HiddenMarkovModel(ModelBase):
+class HiddenMarkovModel(AcceptsSampleWeights, ModelBase):
     """A K-state hidden Markov chain with categorical or Gaussian emissions.
 
     Data: one sequence, or a Python list (or tuple) of sequences of possibly
@@ -143,6 +171,9 @@ class HiddenMarkovModel(ModelBase):
             the M-step, so a state left with few points keeps a positive
             definite covariance. ``0`` gives plain EM (and hmmlearn's
             ``GaussianHMM`` update with ``covars_prior=0``).
+        missing: ``True`` to accept missing observations: ``-1`` for a
+            categorical one, NaN for a Gaussian entry (a whole step or some
+            coordinates); see the module docstring.
 
     Example:
         >>> import stochem as se
@@ -158,6 +189,7 @@ class HiddenMarkovModel(ModelBase):
     emission: str = "categorical"
     num_categories: int | None = None
     reg_covar: float = 1e-6
+    missing: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "num_states", _validation.as_int("num_states", self.num_states, minimum=1))
@@ -173,6 +205,9 @@ class HiddenMarkovModel(ModelBase):
             raise ValueError("num_categories applies to categorical emissions only; leave it None "
                              "for emission='gaussian'.")
         object.__setattr__(self, "reg_covar", _gaussian.check_reg_covar(self.reg_covar))
+        if not isinstance(self.missing, (bool, np.bool_)):
+            raise TypeError(f"missing must be True or False, got {self.missing!r}.")
+        object.__setattr__(self, "missing", bool(self.missing))
 
     @property
     def _categorical(self) -> bool:
@@ -217,10 +252,10 @@ class HiddenMarkovModel(ModelBase):
             if len(widths) > 1:
                 raise ValueError(f"data: every sequence must have the same number of features D; "
                                  f"got {sorted(widths)}.")
-            total = sum(array.shape[0] for array in arrays)
+            total = sum(int((~np.isnan(array)).any(axis=1).sum()) for array in arrays)
             if total < self.num_states:
                 raise ValueError(
-                    f"data has {total} observations but the model has {self.num_states} states; "
+                    f"data has {total} observed steps but the model has {self.num_states} states; "
                     "use fewer states (num_states) or more data.")
         lengths = np.array([array.shape[0] for array in arrays])
         padded = np.zeros((len(arrays), lengths.max()) + arrays[0].shape[1:], dtype=arrays[0].dtype)
@@ -231,11 +266,18 @@ class HiddenMarkovModel(ModelBase):
 
     def _check_sequence(self, name, sequence) -> np.ndarray:
         if self._categorical:
-            array = _validation.as_count_array(name, sequence, low=0, high=self.num_categories - 1)
+            if not self.missing and np.any(np.asarray(sequence) == -1):
+                raise ValueError(f"{name} contains -1, which marks a missing observation only with "
+                                 "HiddenMarkovModel(..., missing=True).")
+            array = _validation.as_count_array(name, sequence, low=-1 if self.missing else 0,
+                                               high=self.num_categories - 1)
             _validation.check_ndim(name, array, (1,), "a 1-D array of category indices (one sequence; "
                                    "pass several sequences as a list of 1-D arrays)")
         else:
-            array = _validation.as_float_array(name, sequence)
+            array = _validation.as_float_array(name, sequence, allow_nan=True)
+            if not self.missing and np.isnan(array).any():
+                raise ValueError(f"{name} contains NaN; pass HiddenMarkovModel(..., missing=True) to treat "
+                                 "NaN as a missing entry, or drop those steps.")
             _validation.check_ndim(name, array, (1, 2), "a float array [T] or [T, D] (one sequence; "
                                    "pass several sequences as a list of arrays)")
             if array.ndim == 1:
@@ -291,6 +333,7 @@ class HiddenMarkovModel(ModelBase):
         data = self.prepare_data(data)
         observations = np.asarray(data.observations)
         seen = observations[np.arange(observations.shape[1]) < np.asarray(data.lengths)[:, None]]
+        seen = seen[seen >= 0]  # -1: missing
         impossible = np.setdiff1d(np.unique(seen), np.flatnonzero(emission_probs.max(axis=0) > 0))
         if impossible.size:
             raise ValueError(
@@ -310,7 +353,11 @@ class HiddenMarkovModel(ModelBase):
         * Gaussian ``means``: K distinct observations drawn uniformly (without replacement)
           from all real steps; ``covariances``: the covariance of all observations plus
           ``reg_covar · I`` for every state (as hmmlearn's ``GaussianHMM`` does with ``min_covar``).
+          With sample weights, steps are drawn and counted in proportion to their
+          sequence's weight; with ``missing=True``, only steps with an observed entry
+          are drawn, and each missing entry is replaced by its feature's observed mean.
         """
+        data, weights = sample_weights.split(data)
         num_states = self.num_states
         transition_key, emission_key = jax.random.split(key)
         dtype = jnp.result_type(float)
@@ -322,6 +369,14 @@ class HiddenMarkovModel(ModelBase):
             return CategoricalHMMParams(initial_probs, transition_matrix, emission_probs)
         observations = data.observations.reshape(-1, data.observations.shape[-1])
         real = _mask(data).reshape(-1).astype(observations.dtype)
+        if weights is not None:
+            real = real * jnp.repeat(weights, data.observations.shape[1])
+        if self.missing:
+            observed = ~jnp.isnan(observations)
+            real = real * jnp.any(observed, axis=-1)
+            counts = real @ observed.astype(observations.dtype)
+            column_means = real @ jnp.where(observed, observations, 0.0) / counts
+            observations = jnp.where(observed, observations, column_means)
         indices = jax.random.choice(emission_key, observations.shape[0], (num_states,), replace=False,
                                     p=real / jnp.sum(real))
         mean = real @ observations / jnp.sum(real)
@@ -339,39 +394,114 @@ class HiddenMarkovModel(ModelBase):
     # --- inference -----------------------------------------------------------------------------
 
     def emission_log_likelihoods(self, params, data: HMMData):
-        """``log p(x_bt | z_bt = i)``, shape ``[B, T, K]`` (padded steps hold harmless values)."""
+        """``log p(x_bt | z_bt = i)``, shape ``[B, T, K]`` (padded steps hold harmless values).
+
+        With ``missing=True``: the observed entries' marginal, 0 at a step with nothing observed.
+        """
+        data = sample_weights.split(data)[0]
         observations = data.observations
         if self._categorical:
-            return jnp.log(params.emission_probs).T[observations]
+            table = jnp.log(params.emission_probs).T[jnp.maximum(observations, 0)]
+            return jnp.where((observations >= 0)[..., None], table, 0.0) if self.missing else table
         flat = observations.reshape(-1, observations.shape[-1])
-        log_density = _FULL.log_density(flat, params.means, params.covariances)
+        if self.missing:
+            values, observed = _observed_entries(flat)
+            factors = missing_mixture.component_factors(params.covariances, observed)
+            log_density = missing_mixture.observed_log_densities(params.means, factors, values, observed)
+        else:
+            log_density = _FULL.log_density(flat, params.means, params.covariances)
         return log_density.reshape(observations.shape[:2] + (self.num_states,))
 
     def _per_sequence(self, function, params, data, *leading):
         """``function(*leading, π, A, log-likelihoods, length)`` vmapped over the sequences."""
         log_likelihoods = self.emission_log_likelihoods(params, data)
+        lengths = sample_weights.split(data)[0].lengths
         batched_args = (0,) * len(leading) + (None, None, 0, 0)
         return jax.vmap(function, in_axes=batched_args)(
-            *leading, params.initial_probs, params.transition_matrix, log_likelihoods, data.lengths)
+            *leading, params.initial_probs, params.transition_matrix, log_likelihoods, lengths)
 
     def log_marginal(self, params, data: HMMData):
-        """ℓ(θ) = Σ_b log p(x_b; θ), by the forward recursion."""
-        return jnp.sum(self._per_sequence(hmm_inference.log_likelihood, params, data))
+        """ℓ(θ) = Σ_b w_b log p(x_b; θ), by the forward recursion (``w_b = 1`` unweighted)."""
+        per_sequence = self._per_sequence(hmm_inference.log_likelihood, params, data)
+        return sample_weights.weighted_sum(per_sequence, sample_weights.split(data)[1])
 
     def posterior(self, params, data: HMMData) -> HMMLatent:
-        """Smoothed marginals ``p(z_bt = i | x_b)`` and ``p(z_bt = i, z_b,t+1 = j | x_b)``."""
+        """Smoothed marginals ``p(z_bt = i | x_b)`` and ``p(z_bt = i, z_b,t+1 = j | x_b)``.
+
+        With missing Gaussian entries also the conditional moments of every step given each state.
+        """
+        return self._posterior_and_loglik(params, data)[0]
+
+    def _posterior_and_loglik(self, params, data):
+        """``(posterior latent, per-sequence log-likelihoods [B])`` from one forward–backward pass."""
         result = self._per_sequence(hmm_inference.smoother, params, data)
-        return HMMLatent(result.state_probs, result.pair_probs)
+        latent = HMMLatent(result.state_probs, result.pair_probs)
+        if self.missing and not self._categorical:
+            observations = sample_weights.split(data)[0].observations
+            values, observed = _observed_entries(observations.reshape(-1, observations.shape[-1]))
+            factors = missing_mixture.component_factors(params.covariances, observed)
+            completion = missing_mixture.conditional_completion(params.means, factors, values, observed,
+                                                                result.state_probs.reshape(values.shape[0], -1))
+            leading = observations.shape[:2]
+            latent = latent._replace(filled=completion.filled.reshape(leading + completion.filled.shape[1:]),
+                                     extra_cov=completion.extra_cov.reshape(leading + completion.extra_cov.shape[1:]))
+        return latent, result.log_likelihood
 
     def sample_paths(self, key, params, data: HMMData):
         """Hidden paths ``z_b ~ p(z_b | x_b; θ)`` by FFBS, ``[B, T]`` ints, ``-1`` at padded steps."""
-        keys = jax.random.split(key, data.lengths.shape[0])
+        keys = jax.random.split(key, sample_weights.split(data)[0].lengths.shape[0])
         return self._per_sequence(hmm_inference.sample_path, params, data, keys)
 
     def sample_latent(self, key, params, data: HMMData) -> HMMLatent:
-        """One posterior path per sequence (FFBS), one-hot encoded as :class:`HMMLatent`."""
-        return _one_hot_path(self.sample_paths(key, params, data), self.num_states,
-                             jnp.result_type(params.transition_matrix))
+        """One posterior path per sequence (FFBS), one-hot encoded as :class:`HMMLatent`.
+
+        With missing Gaussian entries the missing coordinates of every step are
+        then drawn given the drawn state (``filled``), as the statistics need them.
+        """
+        dtype = jnp.result_type(params.transition_matrix)
+        if not (self.missing and not self._categorical):
+            return _one_hot_path(self.sample_paths(key, params, data), self.num_states, dtype)
+        path_key, entries_key = jax.random.split(key)
+        paths = self.sample_paths(path_key, params, data)
+        observations = sample_weights.split(data)[0].observations
+        filled = self._draw_missing_entries(entries_key, params, observations, paths)
+        return _one_hot_path(paths, self.num_states, dtype)._replace(filled=jnp.broadcast_to(
+            filled[:, :, None, :], filled.shape[:2] + (self.num_states,) + filled.shape[2:]))
+
+    def _draw_missing_entries(self, key, params, observations, paths):
+        """Gaussian observations ``[B, T, D]`` with every missing entry drawn given the state ``paths [B, T]``."""
+        values, observed = _observed_entries(observations.reshape(-1, observations.shape[-1]))
+        factors = missing_mixture.component_factors(params.covariances, observed)
+        filled = missing_mixture.draw_missing(key, params.means, factors, values, observed,
+                                              jnp.maximum(paths, 0).reshape(-1))
+        return filled.reshape(observations.shape)
+
+    def impute(self, key, params, data):
+        """One joint draw of the hidden paths and the missing observations from ``p(z, x_mis | x_obs; θ)``.
+
+        FFBS draws the paths; each missing categorical observation is then
+        drawn from its state's emission probabilities, each missing Gaussian
+        entry from its conditional Gaussian given the step's observed entries
+        and state.
+
+        Args:
+            key: a JAX PRNG key.
+            params: the model's parameters.
+            data: the data (user form or prepared).
+
+        Returns:
+            ``(paths [B, T], observations)``: the paths (``-1`` at padded steps)
+            and the observations ``[B, T]`` or ``[B, T, D]`` with every missing
+            value filled in (padded steps as prepared).
+        """
+        data = sample_weights.split(self.prepare_data(data))[0]
+        path_key, value_key = jax.random.split(key)
+        paths = self.sample_paths(path_key, params, data)
+        observations = data.observations
+        if not self._categorical:
+            return paths, self._draw_missing_entries(value_key, params, observations, paths)
+        drawn = jax.random.categorical(value_key, jnp.log(params.emission_probs)[jnp.maximum(paths, 0)])
+        return paths, jnp.where(observations < 0, drawn, observations)
 
     def expected_stats(self, params, data: HMMData):
         """E[T(o, m) | o; θ] = ``suff_stats(data, posterior marginals)``."""
@@ -379,9 +509,8 @@ class HiddenMarkovModel(ModelBase):
 
     def expected_stats_and_loglik(self, params, data: HMMData):
         """``(E[T(o, m) | o; θ], ℓ(θ))`` from one forward–backward pass."""
-        result = self._per_sequence(hmm_inference.smoother, params, data)
-        latent = HMMLatent(result.state_probs, result.pair_probs)
-        return self.suff_stats(data, latent), jnp.sum(result.log_likelihood)
+        latent, per_sequence = self._posterior_and_loglik(params, data)
+        return self.suff_stats(data, latent), sample_weights.weighted_sum(per_sequence, sample_weights.split(data)[1])
 
     def log_joint(self, params, data: HMMData, latent: HMMLatent):
         """log p(o, m; θ) for a one-hot path (its expectation for soft ``latent``)."""
@@ -390,8 +519,18 @@ class HiddenMarkovModel(ModelBase):
     # --- statistics and M-step -------------------------------------------------------------
 
     def suff_stats(self, data: HMMData, latent: HMMLatent):
-        """Complete-data statistics, linear in ``latent``; padded steps are masked out here."""
+        """Complete-data statistics, linear in ``latent``; padded steps are masked out here.
+
+        Sequence weights multiply every statistic of their sequence. With
+        ``missing=True`` the emission statistics skip steps with nothing
+        observed; a Gaussian step's missing coordinates come from
+        ``latent.filled`` and ``latent.extra_cov``
+        (:func:`stochem.models.missing_mixture.moments`).
+        """
+        data, weights = sample_weights.split(data)
         mask = _mask(data).astype(latent.states.dtype)
+        if weights is not None:
+            mask = mask * weights[:, None].astype(mask.dtype)
         states = latent.states * mask[:, :, None]  # [B, T, K]
         pairs = latent.transitions
         pairs = pairs._replace(left=pairs.left * mask[:, 1:, None])  # no pair ends on a padded step
@@ -399,10 +538,23 @@ class HiddenMarkovModel(ModelBase):
         transition_counts = jnp.sum(pairs.summed(), axis=0)
         flat_states = states.reshape(-1, self.num_states)
         if self._categorical:
-            emission_counts = jax.ops.segment_sum(flat_states, data.observations.reshape(-1),
-                                                  num_segments=self.num_categories).T
+            symbols = data.observations.reshape(-1)
+            if self.missing:
+                flat_states = flat_states * (symbols >= 0)[:, None]
+                symbols = jnp.maximum(symbols, 0)
+            emission_counts = jax.ops.segment_sum(flat_states, symbols, num_segments=self.num_categories).T
             return CategoricalHMMStats(initial_counts, transition_counts, emission_counts)
         flat_x = data.observations.reshape(-1, data.observations.shape[-1])
+        if self.missing:
+            _, observed = _observed_entries(flat_x)
+            leading = flat_states.shape[0]
+            extra_cov = None if latent.extra_cov is None else latent.extra_cov.reshape(
+                (leading,) + latent.extra_cov.shape[2:])
+            completion = missing_mixture.MixtureCompletion(
+                flat_states, latent.filled.reshape((leading,) + latent.filled.shape[2:]), extra_cov)
+            counts, first, second = missing_mixture.moments(
+                _FULL, completion, missing_mixture.informative_rows(observed, flat_states.dtype))
+            return GaussianHMMStats(initial_counts, transition_counts, counts, first, second)
         return GaussianHMMStats(
             initial_counts, transition_counts,
             state_counts=jnp.sum(flat_states, axis=0),
@@ -495,6 +647,12 @@ def _dirichlet_rows(key, shape, concentration: int, dtype):
     """
     gammas = jnp.sum(jax.random.exponential(key, (concentration,) + shape, dtype), axis=0)
     return gammas / jnp.sum(gammas, axis=-1, keepdims=True)
+
+
+def _observed_entries(observations):
+    """``(values, observed)`` of Gaussian observations ``[..., D]`` with NaN at missing entries (values 0 there)."""
+    observed = ~jnp.isnan(observations)
+    return jnp.where(observed, observations, 0.0), observed
 
 
 def _mask(data: HMMData):

@@ -15,14 +15,9 @@ Conditioning on the observed block, per row (Schur complement)::
     E[x_m | x_o]   = μ_m + Σ_mo Σ_oo⁻¹ (x_o − μ_o)
     Cov[x_m | x_o] = Σ_mm − Σ_mo Σ_oo⁻¹ Σ_om
 
-Every row has its own pattern of missing entries, yet all rows are handled by
-the same fixed-shape computation: the observed block is kept inside the full
-D × D matrix and the missing rows and columns are replaced by the identity,
-``A_n = Σ ∘ (o_n o_nᵀ) + diag(1 − o_n)`` (``o_n`` the 0/1 observed mask). A_n is
-block diagonal up to a permutation, with blocks Σ_oo and I, so its Cholesky
-factor is too; a residual that is zero on the missing entries solves to
-``Σ_oo⁻¹ (x_o − μ_o)`` on the observed entries and zero elsewhere, and the
-identity block adds 0 to the log-determinant.
+computed for every row's own pattern of missing entries with fixed shapes by
+:mod:`stochem.models._conditional_gaussian` (shared with the Gaussian mixture
+and hidden Markov model with missing entries).
 """
 
 from __future__ import annotations
@@ -37,8 +32,10 @@ from jax.scipy.linalg import solve_triangular
 from numpyro.distributions import constraints
 
 from stochem import _validation
+from stochem import weights as sample_weights
+from stochem.models import _conditional_gaussian as conditional
 from stochem.models import _gaussian
-from stochem.models.base import ModelBase
+from stochem.models.base import AcceptsSampleWeights, ModelBase
 
 
 class MissingGaussianParams(NamedTuple):
@@ -81,7 +78,7 @@ class MissingGaussianStats(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class MissingGaussian(ModelBase):
+class MissingGaussian(AcceptsSampleWeights, ModelBase):
     """N(μ, Σ) fitted to vectors with missing components (NaN marks a missing entry).
 
     Data: an array ``[N, D]`` (or anything ``numpy.asarray`` turns into one,
@@ -90,7 +87,9 @@ class MissingGaussian(ModelBase):
     missing is allowed and carries no information: it adds 0 to the
     log-likelihood and nothing to the statistics (it is not counted in n).
 
-    Missing at random is assumed; see the module docstring.
+    Missing at random is assumed; see the module docstring. Sample weights
+    (``fit(..., sample_weight=w)``) multiply each row's statistics and
+    log-likelihood.
 
     Attributes:
         reg_covar: added to the diagonal of the covariance in the M-step
@@ -163,83 +162,57 @@ class MissingGaussian(ModelBase):
         """Per-column mean and (biased) variance of the observed entries; Σ diagonal.
 
         ``key`` is not used: every seed starts from the same point (pass
-        ``init=`` to compare other starts).
+        ``init=`` to compare other starts). With sample weights, the weighted
+        means and variances.
         """
         del key
+        data, weights = sample_weights.split(data)
         observed = data.observed.astype(data.values.dtype)
+        if weights is not None:
+            observed = observed * weights[:, None]
         counts = jnp.sum(observed, axis=0)
-        mean = jnp.sum(data.values, axis=0) / counts
+        mean = jnp.sum(observed * data.values, axis=0) / counts
         variance = jnp.sum(observed * (data.values - mean) ** 2, axis=0) / counts
         return MissingGaussianParams(mean=mean, covariance=jnp.diag(variance + self.reg_covar))
 
     # ----------------------------------------------------- conditional Gaussian
-    def _observed_block_cholesky(self, covariance, observed):
-        """Cholesky factors ``[N, D, D]`` of ``A_n = Σ ∘ (o_n o_nᵀ) + diag(1 − o_n)``."""
-        mask = observed.astype(covariance.dtype)
-        padded = (covariance * mask[:, :, None] * mask[:, None, :]
-                  + jnp.eye(covariance.shape[0]) * (1.0 - mask)[:, None, :])
-        return jnp.linalg.cholesky(padded)
-
-    def _regress_on_observed(self, covariance, cholesky, observed, residual):
-        """Σ_mo Σ_oo⁻¹ r_o per row, placed on the missing entries (0 on observed ones).
-
-        Args:
-            residual: ``[N, D]``; only its observed entries are used.
-        """
-        mask = observed.astype(covariance.dtype)
-        whitened = solve_triangular(cholesky, (mask * residual)[..., None], lower=True)
-        solved = solve_triangular(cholesky, whitened, lower=True, trans=1)[..., 0]  # A⁻¹ r
-        return (1.0 - mask) * (solved @ covariance)
+    def _padded_choleskies(self, covariance, observed):
+        """:func:`~stochem.models._conditional_gaussian.padded_cholesky` of every row, ``[N, D, D]``."""
+        return jax.vmap(conditional.padded_cholesky, in_axes=(None, 0))(covariance, observed)
 
     def conditional_moments(self, params, data) -> MissingGaussianCompletion:
-        """The exact completion: E[x_m | x_o] filled in, Cov[x_m | x_o] as ``extra_cov``.
-
-        With ``P_n = Σ ∘ (o_n (1 − o_n)ᵀ)`` (the Σ_om block in place) and
-        ``A_n = L_n L_nᵀ``: ``Cov[x_m | x_o] = Σ ∘ ((1 − o_n)(1 − o_n)ᵀ) − UᵀU``
-        with ``U = L_n⁻¹ P_n``, symmetric by construction.
-        """
-        mean, covariance = params.mean, params.covariance
-        observed = data.observed
-        mask = observed.astype(covariance.dtype)
-        cholesky = self._observed_block_cholesky(covariance, observed)
-        filled = (jnp.where(observed, data.values, mean)
-                  + self._regress_on_observed(covariance, cholesky, observed, data.values - mean))
-        missing = 1.0 - mask
-        cross = covariance * mask[:, :, None] * missing[:, None, :]  # Σ_om in place
-        whitened_cross = solve_triangular(cholesky, cross, lower=True)
-        conditional_cov = (covariance * missing[:, :, None] * missing[:, None, :]
-                           - jnp.swapaxes(whitened_cross, -1, -2) @ whitened_cross)
+        """The exact completion: E[x_m | x_o] filled in, Cov[x_m | x_o] as ``extra_cov``."""
+        data = sample_weights.split(data)[0]
+        cholesky = self._padded_choleskies(params.covariance, data.observed)
+        filled, conditional_cov = jax.vmap(conditional.conditional_moments, in_axes=(None, None, 0, 0, 0))(
+            params.mean, params.covariance, cholesky, data.values, data.observed)
         return MissingGaussianCompletion(filled=filled, extra_cov=conditional_cov)
 
     def observed_log_density(self, params, data):
-        """log N(x_{n,o}; μ_o, Σ_oo) per row, shape ``[N]`` (0 for a row with nothing observed).
-
-        With the padded ``A_n = L_n L_nᵀ`` and ``r_n = o_n ∘ (x_n − μ)``:
-        ``−½ |L_n⁻¹ r_n|² − Σ_i log (L_n)_ii − ½ |o_n| log 2π``; the identity
-        block adds nothing to either term.
-        """
-        mask = data.observed.astype(params.covariance.dtype)
-        cholesky = self._observed_block_cholesky(params.covariance, data.observed)
-        residual = mask * (data.values - params.mean)
-        whitened = solve_triangular(cholesky, residual[..., None], lower=True)[..., 0]
-        log_det_half = jnp.sum(jnp.log(jnp.diagonal(cholesky, axis1=-2, axis2=-1)), axis=-1)
-        return (-0.5 * jnp.sum(whitened**2, axis=-1) - log_det_half
-                - 0.5 * jnp.sum(mask, axis=-1) * jnp.log(2 * jnp.pi))
+        """log N(x_{n,o}; μ_o, Σ_oo) per row, shape ``[N]`` (0 for a row with nothing observed)."""
+        data = sample_weights.split(data)[0]
+        cholesky = self._padded_choleskies(params.covariance, data.observed)
+        return jax.vmap(conditional.observed_log_density, in_axes=(None, 0, 0, 0))(
+            params.mean, cholesky, data.values, data.observed)
 
     # ------------------------------------------------------------ capabilities
     def log_marginal(self, params, data):
-        """ℓ(θ) = Σ_n log N(x_{n,o}; μ_o, Σ_oo), each row's observed sub-vector."""
-        return jnp.sum(self.observed_log_density(params, data))
+        """ℓ(θ) = Σ_n w_n log N(x_{n,o}; μ_o, Σ_oo), each row's observed sub-vector (``w_n = 1`` unweighted)."""
+        return sample_weights.weighted_sum(self.observed_log_density(params, data), sample_weights.split(data)[1])
 
     def suff_stats(self, data, latent: MissingGaussianCompletion):
-        """n = Σ_n w_n,  Σ_n w_n x_n,  Σ_n w_n (x_n x_nᵀ + C_n)  with x_n = ``latent.filled``.
+        """n = Σ_n v_n,  Σ_n v_n x_n,  Σ_n v_n (x_n x_nᵀ + C_n)  with x_n = ``latent.filled``.
 
-        ``C_n = latent.extra_cov`` and ``w_n`` is 1 for a row with at least one
-        observed entry, 0 otherwise. With a sampled completion these are the
-        complete-data statistics; with the conditional moments they are their
-        expectations E[· | x_o], since E[x xᵀ] = E[x] E[x]ᵀ + Cov[x].
+        ``C_n = latent.extra_cov`` and ``v_n`` is the row's sample weight (1
+        unweighted) for a row with at least one observed entry, 0 otherwise.
+        With a sampled completion these are the complete-data statistics; with
+        the conditional moments they are their expectations E[· | x_o], since
+        E[x xᵀ] = E[x] E[x]ᵀ + Cov[x].
         """
+        data, weights = sample_weights.split(data)
         weight = jnp.any(data.observed, axis=-1).astype(latent.filled.dtype)
+        if weights is not None:
+            weight = weight * weights
         filled = latent.filled
         outer = filled[:, :, None] * filled[:, None, :] + latent.extra_cov
         return MissingGaussianStats(
@@ -260,18 +233,18 @@ class MissingGaussian(ModelBase):
         conditional covariance formula, so comparing sampled and exact
         statistics checks it.
         """
+        data = sample_weights.split(data)[0]
         mean, covariance = params.mean, params.covariance
-        observed = data.observed
         num_rows, dim = data.values.shape
         noise = jax.random.normal(key, (num_rows, dim), dtype=covariance.dtype)
         joint_draw = mean + noise @ jnp.linalg.cholesky(covariance).T
-        cholesky = self._observed_block_cholesky(covariance, observed)
-        filled = (jnp.where(observed, data.values, joint_draw)
-                  + self._regress_on_observed(covariance, cholesky, observed, data.values - joint_draw))
+        cholesky = self._padded_choleskies(covariance, data.observed)
+        filled = jax.vmap(conditional.complete_from_joint_draw, in_axes=(0, None, 0, 0, 0))(
+            joint_draw, covariance, cholesky, data.values, data.observed)
         return MissingGaussianCompletion(filled, jnp.zeros((num_rows, dim, dim), filled.dtype))
 
     def log_joint(self, params, data, latent):
-        """log p(x_o, x_m; θ) = Σ_n w_n log N(x_n; μ, Σ) for a sampled completion.
+        """log p(x_o, x_m; θ) = Σ_n v_n log N(x_n; μ, Σ) for a sampled completion.
 
         Computed through the statistics, so for the exact completion (the
         conditional moments) it is the expectation E[log p(x_o, x_m) | x_o].

@@ -180,6 +180,7 @@ class EnumeratedNumpyroModel(NumpyroModel):
     plan: EnumerationPlan = dataclasses.field(repr=False)
 
     linear_statistics = True
+    categorical_latents = True
 
     def _signature(self) -> tuple:
         return super()._signature() + (self.plan.signature(),)
