@@ -43,6 +43,11 @@ class CompletionInfo(NamedTuple):
             run may stop (e.g. the ascent-based MCEM rule).
         valid: ``False`` when the step went wrong (non-finite statistics, a
             failed sampler); the driver stops or warns on it.
+        draws: the posterior draws of the latent variables at θ_t that the
+            step made, when it keeps them (MCMC: the chain's positions in
+            unconstrained coordinates, a pytree with a leading axis of draws),
+            else ``None``. They are not recorded in the trace; an ℓ estimator
+            uses them (:func:`stochem.importance_loglik`).
     """
 
     loglik: Any = None
@@ -50,16 +55,17 @@ class CompletionInfo(NamedTuple):
     diagnostics: Any = ()
     converged: Any = None
     valid: Any = None
+    draws: Any = None
 
 
-def completion_info(loglik=None, loglik_stderr=None, diagnostics=(), converged=False, valid=True):
+def completion_info(loglik=None, loglik_stderr=None, diagnostics=(), converged=False, valid=True, draws=None):
     """A :class:`CompletionInfo` whose flags are arrays (so it can be stacked by ``lax.scan``).
 
     ``loglik_stderr`` defaults to 0 when ``loglik`` is given (an exact value).
     """
     if loglik is not None and loglik_stderr is None:
         loglik_stderr = jnp.zeros((), jnp.result_type(float))
-    return CompletionInfo(loglik, loglik_stderr, diagnostics, jnp.asarray(converged), jnp.asarray(valid))
+    return CompletionInfo(loglik, loglik_stderr, diagnostics, jnp.asarray(converged), jnp.asarray(valid), draws)
 
 
 def _no_data_check(data) -> None:
@@ -82,6 +88,7 @@ class CompletionTransform(NamedTuple):
             rule), so the driver runs a ``while_loop`` instead of a ``scan``.
         vmap_seeds: whether several seeds may run under ``vmap``; ``False``
             runs them one after another (``lax.map``) in the same program.
+        keeps_draws: whether ``info.draws`` holds the step's posterior draws.
 
     A wrapper (minibatch, chain) replaces ``init`` and ``update`` with
     ``_replace`` and so keeps every other field of what it wraps.
@@ -92,6 +99,7 @@ class CompletionTransform(NamedTuple):
     check_data: Callable[[PyTree], None] = _no_data_check
     stops_early: bool = False
     vmap_seeds: bool = True
+    keeps_draws: bool = False
 
 
 class StatsTransform(NamedTuple):
@@ -144,6 +152,8 @@ class EMInfo(NamedTuple):
         converged: whether a stopping rule of the completion fired.
         valid: ``False`` when the step went wrong: the completion said so, or
             the new parameters are not finite.
+        draws: the completion's posterior draws at θ_t, or ``None`` (see
+            :class:`CompletionInfo`).
     """
 
     loglik: Any
@@ -151,6 +161,7 @@ class EMInfo(NamedTuple):
     diagnostics: Any = ()
     converged: Any = False
     valid: Any = True
+    draws: Any = None
 
 
 class EMAlgorithm(NamedTuple):

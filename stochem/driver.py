@@ -21,8 +21,10 @@ import numpy as np
 from stochem import _validation
 from stochem.capabilities import ClosedFormMStep, DefaultMStep, TractableLikelihood
 from stochem.completion import Exact, exact
+from stochem.importance import PARETO_K_THRESHOLD
 from stochem.keys import keys_from_user
 from stochem.loop import run_em
+from stochem.models.numpyro_model import ImportanceLoglik
 from stochem.mstep import closed_form
 from stochem.results import FitResult, Trace
 from stochem.seeds import map_over_seeds, spread_over_devices
@@ -145,9 +147,14 @@ def fit(
     transform = completion(model)
     mstep(model)
     if loglik is not None:
-        if not callable(loglik):
+        if not isinstance(loglik, ImportanceLoglik):
             raise TypeError(f"loglik must be None or stochem.importance_loglik(...), got {loglik!r}.")
-        loglik(model)
+        loglik = loglik.bind(model)
+        if loglik.needs_draws(model) and not transform.keeps_draws:
+            raise _validation.ArgumentError(
+                "loglik", "importance_loglik(proposal='draws') fits its proposal to the E-step's MCMC "
+                          "draws, and this completion keeps none; use completion=stochem.mcmc(...) or "
+                          "importance_loglik(proposal='laplace').")
 
     data = model.prepare_data(data)
     transform.check_data(data)
@@ -158,18 +165,33 @@ def fit(
         outputs = runner(keys, data)
     else:
         outputs = runner(keys, model.prepare_params(init, data), data)
-    final_params, logliks, params_trace, diagnostics, iterations, converged, stderrs = outputs
+    final_params, records, params_trace, diagnostics, iterations, converged = outputs
     if not batched and stops_early:
         length = int(iterations) + 1
-        logliks = logliks[:length]
-        stderrs = stderrs[:length]
+        records = jax.tree_util.tree_map(lambda leaf: leaf[:length], records)
         params_trace = jax.tree_util.tree_map(lambda leaf: leaf[:length], params_trace)
         diagnostics = jax.tree_util.tree_map(lambda leaf: leaf[: length - 1], diagnostics)
     if not batched:
         iterations, converged = int(iterations), bool(converged)
     if isinstance(completion, Exact):
-        warn_if_loglik_decreases(logliks)
-    return FitResult(final_params, Trace(logliks, params_trace, diagnostics, stderrs), iterations, converged)
+        warn_if_loglik_decreases(records.loglik)
+    if loglik is not None:
+        warn_if_loglik_unreliable(records.pareto_k)
+    trace = Trace(records.loglik, params_trace, diagnostics, records.stderr, records.pareto_k)
+    return FitResult(final_params, trace, iterations, converged)
+
+
+def warn_if_loglik_unreliable(pareto_k) -> None:
+    """Warn when an importance-sampled ℓ in the trace has ``k̂ ≥ 0.7`` (its standard error is then ``inf``)."""
+    pareto_k = np.asarray(pareto_k, dtype=float)
+    flagged = np.argwhere(np.nan_to_num(pareto_k, nan=-np.inf) >= PARETO_K_THRESHOLD)
+    if flagged.size:
+        where = [tuple(int(i) for i in index) for index in flagged[:5]]
+        warnings.warn(
+            f"{len(flagged)} importance-sampled log-likelihood(s) in the trace are unreliable (Pareto k̂ >= "
+            f"{PARETO_K_THRESHOLD}, largest {np.nanmax(pareto_k):.2f}; first at trace index {where}); their "
+            "standard error is reported as inf. Use more importance samples (num_samples) or more MCMC draws.",
+            RuntimeWarning, stacklevel=3)
 
 
 def warn_if_loglik_decreases(logliks) -> None:

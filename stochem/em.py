@@ -76,7 +76,7 @@ def build(model, data, completion, mstep, fixed=()) -> EMAlgorithm:
         new_params, mstep_state = mstep_transform.update(stats, state.mstep_state, state.params, data)
         new_params = keep_fixed(new_params, state.params, fixed)
         em_info = EMInfo(loglik=loglik, loglik_stderr=loglik_stderr, diagnostics=info.diagnostics,
-                         converged=info.converged, valid=info.valid & all_finite(new_params))
+                         converged=info.converged, valid=info.valid & all_finite(new_params), draws=info.draws)
         return EMState(new_params, completion_state, mstep_state), em_info
 
     return EMAlgorithm(init, step)

@@ -19,13 +19,17 @@ class Trace(NamedTuple):
         loglik_stderr: Monte Carlo standard error of ``loglik``, shape
             ``[T + 1]``: 0 where ℓ is exact, the importance sampling standard
             error with ``fit(..., loglik=importance_loglik(...))``, NaN where ℓ
-            was not computed.
+            was not computed; ``inf`` for an unreliable estimate.
+        loglik_pareto_k: the Pareto-smoothed importance sampling ``k̂`` of an
+            importance-sampled ℓ, shape ``[T + 1]`` (NaN where ℓ is exact or
+            was not estimated); ``k̂ ≥ 0.7`` marks an unreliable estimate.
     """
 
     loglik: Any
     params: Any
     diagnostics: Any = ()
     loglik_stderr: Any = None
+    loglik_pareto_k: Any = None
 
 
 class FitResult(NamedTuple):

@@ -196,9 +196,9 @@ class Mcmc:
                 step_size=jnp.asarray(kernel_state.adapt_state.step_size, dtype=jnp.result_type(float)),
             )
             stats = model.stats_from_positions(params, data, positions)
-            return stats, McmcState(kernel_state), completion_info(diagnostics=diagnostics)
+            return stats, McmcState(kernel_state), completion_info(diagnostics=diagnostics, draws=positions)
 
-        return CompletionTransform(init, update, vmap_seeds=False)
+        return CompletionTransform(init, update, vmap_seeds=False, keeps_draws=True)
 
 
 def mcmc(
