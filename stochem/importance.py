@@ -21,6 +21,7 @@ generalized Pareto distribution to the largest weights; its shape ``k̂``
 estimates how heavy their tail is. ``k̂ < 0.5``: finite variance;
 ``0.5 ≤ k̂ < 0.7``: finite mean, slow but usable; ``k̂ ≥ 0.7``: the estimate
 and its standard error cannot be trusted (:data:`PARETO_K_THRESHOLD`).
+Weights constant to rounding (an exact proposal) get ``k̂ = −inf``.
 """
 
 from __future__ import annotations
@@ -97,7 +98,12 @@ def pareto_k(log_weights):
     tail = jnp.exp(largest[:size] - shift)
     threshold = jnp.exp(largest[size] - shift)
     exceedances = jnp.maximum(tail - threshold, jnp.finfo(log_weights.dtype).tiny)
-    return generalized_pareto_shape(exceedances)
+    # Weights equal to rounding (an exact proposal) have no tail to fit: the
+    # exceedances are noise, and their fit is meaningless. Such weights are
+    # bounded, the lightest tail there is: k̂ = −inf.
+    spread = largest[0] - largest[size]
+    flat = spread < jnp.sqrt(jnp.finfo(log_weights.dtype).eps)
+    return jnp.where(flat, -jnp.inf, generalized_pareto_shape(exceedances))
 
 
 def _log_mean_exp(log_weights):

@@ -42,3 +42,11 @@ def test_log_mean_weight_is_unbiased_and_its_variance_is_honest():
     # mean of 400 standard normals: sd 0.05; their sd: 0.035.
     assert abs(z.mean()) < 0.2
     assert 0.85 < z.std() < 1.15
+
+
+def test_weights_constant_to_rounding_are_the_lightest_tail_not_a_failed_fit():
+    """An exact proposal gives weights equal up to rounding; their 'tail' is noise, so k̂ = −inf."""
+    log_weights = -6.66 + 1e-13 * jax.random.normal(jax.random.key(4), (4000,))
+    assert float(pareto_k(log_weights)) == -np.inf
+    summary = log_mean_weight(log_weights)
+    assert abs(float(summary.log_mean) + 6.66) < 1e-10 and float(summary.variance) < 1e-20

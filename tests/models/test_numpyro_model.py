@@ -343,8 +343,12 @@ def test_importance_sampled_loglik_matches_the_closed_form(proposal):
     params = {"mu": 0.3, "tau": 1.1}
     exact = np.sum(stats.norm.logpdf(y, 0.3, np.sqrt(1.1**2 + 0.7**2)))
     estimate = estimate_loglik(model, params, jax.random.key(0), num_samples=4000, proposal=proposal)
-    assert 0 < float(estimate.stderr) < 0.1
-    assert abs(float(estimate.loglik) - exact) / float(estimate.stderr) < z_threshold(1)
+    if proposal == "laplace":  # the posterior is Gaussian: the proposal is exact, every weight is p(o; θ)
+        assert float(estimate.pareto_k) == -np.inf and float(estimate.stderr) < 1e-8
+        assert abs(float(estimate.loglik) - exact) < 1e-8
+    else:
+        assert 0 < float(estimate.stderr) < 0.1 and float(estimate.pareto_k) < 0.7
+        assert abs(float(estimate.loglik) - exact) / float(estimate.stderr) < z_threshold(1)
     discrete = _model("two_coins")
     exact_coins = estimate_loglik(discrete, {}, key=0)
     assert float(exact_coins.stderr) == 0.0
@@ -355,7 +359,8 @@ def test_loglik_in_the_trace_is_an_importance_estimate_that_leaves_em_unchanged(
 
     The posterior is Gaussian, so the Laplace proposal is the posterior itself
     and every weight equals p(o; θ): the estimate is exact to rounding. The
-    prior proposal has a real Monte Carlo error, judged by z-scores.
+    default proposal (fitted to the MCMC draws) has a real Monte Carlo error,
+    judged by z-scores.
     """
     y = np.array([0.4, -1.3, 2.2, 0.9, 1.5, -0.2])
     noise_sd = 0.7
@@ -379,7 +384,7 @@ def test_loglik_in_the_trace_is_an_importance_estimate_that_leaves_em_unchanged(
     assert np.all(np.asarray(laplace.trace.loglik_stderr[recorded]) < 1e-8)
 
     prior = se.fit(model, None, completion=completion, num_iters=5, key=[3, 4],
-                   loglik=se.importance_loglik(2000, proposal="prior"))
+                   loglik=se.importance_loglik(2000))  # proposal="draws": fitted to the chain's 30 draws
     stderr = np.asarray(prior.trace.loglik_stderr)
     assert np.all((stderr > 0) & (stderr < 0.5))  # small enough for the delta method (bias ≈ se²/2)
     z = (np.asarray(prior.trace.loglik) - np.stack([exact(prior.trace._replace(
@@ -396,7 +401,7 @@ def test_loglik_in_the_trace_is_an_importance_estimate_that_leaves_em_unchanged(
     np.testing.assert_array_equal(estimated.trace.loglik_stderr, np.zeros(3))
     with pytest.raises(TypeError, match="loglik=importance_loglik.*object has neither"):
         se.importance_loglik().bind(object())
-    with pytest.raises(ValueError, match="keeps none; use completion=stochem.mcmc"):
+    with pytest.raises(TypeError, match="continuous.*use completion=stochem.mcmc"):  # no draws without MCMC
         se.fit(model, None, completion=se.saem(se.monte_carlo(1)), loglik=se.importance_loglik())
     with pytest.raises(ValueError, match="every must be an integer >= 1"):
         se.importance_loglik(every=0)
@@ -433,11 +438,18 @@ def test_latent_groups_follow_the_models_independence_and_the_terms_sum_to_the_l
                                float(potential_energy(cbpp.with_params(params), args, kwargs, position)), rtol=1e-12)
 
 
-def _draws_loglik_z_scores(model, params, exact, num_seeds, **options):
+def _draws_loglik_z_scores(model, params, exact, num_seeds, max_flagged=0, **options):
+    """z-scores of the estimates not flagged unreliable; at most ``max_flagged`` may be flagged.
+
+    ``k̂`` is the largest of one noisy Pareto fit per group, so with many groups
+    an estimate is now and then flagged although every group's weights are bounded.
+    """
     estimates = [estimate_loglik(model, params, key=seed, **options) for seed in range(num_seeds)]
     stderr = np.array([float(estimate.stderr) for estimate in estimates])
-    assert np.all(np.isfinite(stderr)), "an estimate was flagged unreliable"
-    return (np.array([float(estimate.loglik) for estimate in estimates]) - exact) / stderr
+    flagged = ~np.isfinite(stderr)
+    assert flagged.sum() <= max_flagged, f"{flagged.sum()} estimates were flagged unreliable"
+    loglik = np.array([float(estimate.loglik) for estimate in estimates])
+    return ((loglik - exact) / stderr)[~flagged]
 
 
 def test_draws_proposal_gives_honest_errors_on_a_censored_regression():
@@ -450,9 +462,9 @@ def test_draws_proposal_gives_honest_errors_on_a_censored_regression():
     model = se.models.from_numpyro(examples.tobit, x_observed, y_observed, x_censored, limit)
     beta, sigma = np.array([0.4, 0.9]), 1.1
     exact = examples.tobit_loglik(x_observed, y_observed, x_censored, limit, beta, sigma)
-    z = _draws_loglik_z_scores(model, {"beta": beta, "sigma": sigma}, exact, 12, num_samples=500,
-                               num_draws=300, num_warmup=200)
-    assert abs(z.mean()) < 3 / np.sqrt(12)
+    z = _draws_loglik_z_scores(model, {"beta": beta, "sigma": sigma}, exact, 12, max_flagged=1,
+                               num_samples=2000, num_draws=300, num_warmup=200)
+    assert abs(z.mean()) < 3 / np.sqrt(z.size)
     assert 0.5 < z.std(ddof=1) < 1.6
 
 
@@ -564,3 +576,41 @@ def test_cbpp_glmm_mcmc_saem_agrees_with_the_quadrature_mle():
     assert np.all((stderr > 0) & (stderr < 0.1))
     z = (np.asarray(result.trace.loglik)[:, recorded] - exact) / stderr
     assert np.all(np.abs(z) < z_threshold(z.size)), z
+
+
+def _numerical_hessian(function, point, step=1e-4):
+    point = np.asarray(point, dtype=float)
+    size = point.size
+    hessian = np.empty((size, size))
+    for i in range(size):
+        for j in range(size):
+            shift_i, shift_j = np.eye(size)[i] * step, np.eye(size)[j] * step
+            hessian[i, j] = (function(point + shift_i + shift_j) - function(point + shift_i - shift_j)
+                             - function(point - shift_i + shift_j) + function(point - shift_i - shift_j)) / (4 * step**2)
+    return hessian
+
+
+@pytest.mark.slow
+def test_damped_mcmc_saem_converges_on_the_left_censored_tobit_that_used_to_go_nan():
+    """The issue's case: MCMC-SAEM from the model's own start (β = 0, σ = 1), censored below 0.5.
+
+    Undamped, σ jumped to 0.016 at iteration 4 and every later transition
+    diverged (NaN). With backtracking the run ends within 0.2 standard errors
+    of the closed-form MLE (standard errors from the numerical Hessian of the exact ℓ).
+    """
+    from scipy import optimize
+
+    x_observed, y_observed, x_censored, limit = examples.tobit_data(80, seed=0, limit=0.5)
+    model = se.models.from_numpyro(examples.tobit, x_observed, y_observed, x_censored, limit)
+    result = se.fit(model, None, completion=se.mcmc(100, num_warmup=100),
+                    mstep=se.stochastic_newton(se.saem_step_size(burn_in=10)), num_iters=40, key=0)
+    assert result.failure is None
+
+    def negative_loglik(vector):
+        return -examples.tobit_loglik(x_observed, y_observed, x_censored, limit, vector[:2], vector[2])
+
+    mle = optimize.minimize(negative_loglik, np.array([0.0, 0.0, 1.0]), method="Nelder-Mead",
+                            options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 5000}).x
+    stderr = np.sqrt(np.diag(np.linalg.inv(_numerical_hessian(negative_loglik, mle))))
+    fitted = np.array([*np.asarray(result.params.beta), float(result.params.sigma)])
+    assert np.all(np.abs(fitted - mle) < 0.2 * stderr), (fitted, mle, stderr)
