@@ -31,7 +31,7 @@ from stochem.completion import (
     saem_step_size,
 )
 from stochem.em import build as build_em
-from stochem.driver import FitResult, Trace, fit
+from stochem.driver import FitFailed, FitResult, Trace, fit
 from stochem.models.numpyro_model import importance_loglik
 from stochem.mstep import closed_form, gradient, stochastic_newton
 from stochem.standard_errors import StandardErrors, standard_errors
@@ -43,6 +43,7 @@ __all__ = [
     "EMAlgorithm",
     "EMInfo",
     "EMState",
+    "FitFailed",
     "FitResult",
     "MStepTransform",
     "StandardErrors",

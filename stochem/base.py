@@ -151,9 +151,11 @@ class EMInfo(NamedTuple):
         diagnostics: what the completion recorded this step, or ``()``.
         converged: whether a stopping rule of the completion fired.
         valid: ``False`` when the step went wrong: the completion said so, or
-            the new parameters are not finite.
+            the new parameters or ℓ(θ_t) are not finite.
         draws: the completion's posterior draws at θ_t, or ``None`` (see
             :class:`CompletionInfo`).
+        failure: why the step went wrong, an int code: 0 when ``valid``, else
+            an index into :data:`stochem.em.FAILURE_CAUSES`.
     """
 
     loglik: Any
@@ -162,6 +164,7 @@ class EMInfo(NamedTuple):
     converged: Any = False
     valid: Any = True
     draws: Any = None
+    failure: Any = 0
 
 
 class EMAlgorithm(NamedTuple):

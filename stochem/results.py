@@ -43,12 +43,27 @@ class FitResult(NamedTuple):
             log-likelihood, or a completion's own rule (e.g. the ascent-based
             MCEM's upper bound). Always ``False`` when neither applies.
 
+        failure: ``None`` when every step succeeded, else the message that
+            says at which iteration and why the run stopped (a non-finite θ or
+            ℓ, a failed E-step); ``params`` are then the last finite ones and
+            the trace ends at the failed step (its diagnostics included).
+
     With several seeds every field has a leading seed axis; ``num_iters`` and
-    ``converged`` are arrays, and trace entries past a seed's ``num_iters`` are
-    NaN.
+    ``converged`` are arrays, ``failure`` a tuple of one entry per seed, and
+    trace entries past a seed's ``num_iters`` are NaN.
     """
 
     params: Any
     trace: Trace
     num_iters: Any
     converged: Any
+    failure: Any = None
+
+
+class FitFailed(RuntimeError):
+    """``fit(..., on_failure="raise")``: a run stopped at a failed step. ``.result`` is the
+    :class:`FitResult` (the trace up to the failure and the last finite parameters)."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
