@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stochem import _validation
+from stochem import progress as progress_bar
 from stochem.capabilities import ClosedFormMStep, DefaultMStep, TractableLikelihood
 from stochem.completion import Exact, exact
 from stochem.importance import PARETO_K_THRESHOLD
@@ -48,12 +49,13 @@ def _default_mstep(model):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, batched, has_init):
+def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, batched, has_init,
+              progress=False):
     transform = completion(model)
     # With no iteration to run there is nothing to stop (and no step to write a buffer for).
     stops_early = (tol is not None or transform.stops_early) and num_iters > 0
     run = functools.partial(run_em, model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
-                            stops_early)
+                            stops_early, progress=progress)
     if batched:
         run = spread_over_devices(run) if transform.vmap_seeds else map_over_seeds(run)
     if has_init:
@@ -75,6 +77,7 @@ def fit(
     accelerator=None,
     loglik=None,
     on_failure: str = "raise",
+    progress: bool = False,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by EM with the chosen completion and M-step.
 
@@ -121,6 +124,10 @@ def fit(
             the failure and the last finite parameters; ``"warn"`` warns and
             returns that result. Either way the message names the iteration
             and the cause, and ``result.failure`` keeps it.
+        progress: ``True`` shows a progress bar (tqdm) that advances from
+            inside the compiled loop, about 100 times per run, once for all
+            seeds (:mod:`stochem.progress`). ``False`` (default) adds nothing
+            to the compiled program.
 
     Returns:
         A :class:`FitResult`. With a single seed the trace has length
@@ -177,12 +184,17 @@ def fit(
     data = model.prepare_data(data)
     transform.check_data(data)
     keys, batched = keys_from_user(key)
+    if not isinstance(progress, bool):
+        raise _validation.ArgumentTypeError("progress", f"progress must be True or False, got {progress!r}.")
     runner, stops_early = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
-                                    batched, init is not None)
-    if init is None:
-        outputs = runner(keys, data)
+                                    batched, init is not None, progress)
+    arguments = (keys, data) if init is None else (keys, model.prepare_params(init, data), data)
+    if progress:
+        with progress_bar.ProgressBar(num_iters) as bar:
+            outputs = jax.block_until_ready(runner(*arguments))
+            bar.finish(int(np.max(outputs[4])))
     else:
-        outputs = runner(keys, model.prepare_params(init, data), data)
+        outputs = runner(*arguments)
     final_params, records, params_trace, diagnostics, iterations, converged, failure, failed_at = outputs
     failure, failed_at = np.asarray(failure), np.asarray(failed_at)
     if not batched and (stops_early or failed_at >= 0):

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from stochem import progress as progress_bar
 from stochem.base import EMInfo
 from stochem.completion.exact import Exact
 from stochem.em import build, observed_loglik
@@ -111,7 +112,7 @@ def relative_change(old, new):
 
 
 def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, stops_early,
-           key, init_params, data):
+           key, init_params, data, *, progress=False):
     """One EM run (traced).
 
     A step that reports a failure (``EMInfo.failure != 0``: non-finite θ or ℓ,
@@ -119,12 +120,19 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
     recorded at entry t, the state is not advanced (the returned parameters
     are the last finite ones, θ_t), later entries are NaN and no later step runs.
 
+    With ``progress=True`` each iteration also reports its count to the open
+    progress bar (:mod:`stochem.progress`); with ``False`` nothing of it is traced.
+
     Returns:
         ``(params, loglik_records, params_trace, diagnostics_trace, num_iters, converged, failure,
         failed_at)`` with ``loglik_records`` a :class:`LoglikRecord` of ``[T + 1]`` arrays,
         ``num_iters`` the steps that succeeded, ``failure`` the failing step's code (0: none,
         see :data:`stochem.em.FAILURE_CAUSES`) and ``failed_at`` its iteration (−1: none).
     """
+    def report_progress(iterations_done):
+        if progress:
+            progress_bar.report(iterations_done, progress_bar.every_for(num_iters))
+
     sampled = not isinstance(completion, Exact)  # tol: the sampled rule, not ℓ's change
     init_key, run_key = jax.random.split(key)
     record_loglik = loglik_recorder(model, loglik, key, data, num_iters)
@@ -166,6 +174,7 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
             failed_at = jnp.where(active & (info.failure != 0), iteration, failed_at)
             new_state = _tree_where(failure == 0, new_state, state)
             recorded = _tree_where(active, state.params, nan_params(state.params))
+            report_progress(iteration + 1)
             return (new_state, failure, failed_at), (record_loglik(iteration, state.params, info, active),
                                                      recorded, info.diagnostics)
 
@@ -219,6 +228,7 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
         elif tol is not None:
             converged = converged | ((iteration > 0) & (jnp.abs(info.loglik - previous_loglik) <= tol))
         new_state = _tree_where(failure == 0, new_state, state)
+        report_progress(iteration + 1)
         return iteration + 1, new_state, info.loglik, streak, converged & (failure == 0), failure, buffers
 
     start = (jnp.asarray(0), state, jnp.full((), jnp.nan, dtype), jnp.asarray(0), jnp.asarray(False), no_failure,
