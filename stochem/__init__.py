@@ -32,7 +32,7 @@ from stochem.completion import (
     saem_step_size,
 )
 from stochem.em import build as build_em
-from stochem.driver import FitResult, Trace, fit
+from stochem.driver import FitFailed, FitResult, Trace, fit
 from stochem.models.numpyro_model import importance_loglik
 from stochem.mstep import closed_form, gradient, saem_mstep, stochastic_newton
 from stochem.restarts import best_of, best_seed, select_seed
@@ -46,6 +46,7 @@ __all__ = [
     "EMAlgorithm",
     "EMInfo",
     "EMState",
+    "FitFailed",
     "FitResult",
     "InformationCriteria",
     "MStepTransform",

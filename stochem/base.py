@@ -43,6 +43,11 @@ class CompletionInfo(NamedTuple):
             run may stop (e.g. the ascent-based MCEM rule).
         valid: ``False`` when the step went wrong (non-finite statistics, a
             failed sampler); the driver stops or warns on it.
+        draws: the posterior draws of the latent variables at θ_t that the
+            step made, when it keeps them (MCMC: the chain's positions in
+            unconstrained coordinates, a pytree with a leading axis of draws),
+            else ``None``. They are not recorded in the trace; an ℓ estimator
+            uses them (:func:`stochem.importance_loglik`).
     """
 
     loglik: Any = None
@@ -50,16 +55,17 @@ class CompletionInfo(NamedTuple):
     diagnostics: Any = ()
     converged: Any = None
     valid: Any = None
+    draws: Any = None
 
 
-def completion_info(loglik=None, loglik_stderr=None, diagnostics=(), converged=False, valid=True):
+def completion_info(loglik=None, loglik_stderr=None, diagnostics=(), converged=False, valid=True, draws=None):
     """A :class:`CompletionInfo` whose flags are arrays (so it can be stacked by ``lax.scan``).
 
     ``loglik_stderr`` defaults to 0 when ``loglik`` is given (an exact value).
     """
     if loglik is not None and loglik_stderr is None:
         loglik_stderr = jnp.zeros((), jnp.result_type(float))
-    return CompletionInfo(loglik, loglik_stderr, diagnostics, jnp.asarray(converged), jnp.asarray(valid))
+    return CompletionInfo(loglik, loglik_stderr, diagnostics, jnp.asarray(converged), jnp.asarray(valid), draws)
 
 
 def _no_data_check(data) -> None:
@@ -86,6 +92,7 @@ class CompletionTransform(NamedTuple):
             is given, or ``None`` for the model's default. A completion whose
             statistics only one M-step reads declares it here (SAEM on a
             numpyro model's summarised draws: ``stochem.saem_mstep()``).
+        keeps_draws: whether ``info.draws`` holds the step's posterior draws.
 
     A wrapper (minibatch, chain) replaces ``init`` and ``update`` with
     ``_replace`` and so keeps every other field of what it wraps.
@@ -97,6 +104,7 @@ class CompletionTransform(NamedTuple):
     stops_early: bool = False
     vmap_seeds: bool = True
     default_mstep: Any = None
+    keeps_draws: bool = False
 
 
 class StatsTransform(NamedTuple):
@@ -151,7 +159,11 @@ class EMInfo(NamedTuple):
         diagnostics: what the completion recorded this step, or ``()``.
         converged: whether a stopping rule of the completion fired.
         valid: ``False`` when the step went wrong: the completion said so, or
-            the new parameters are not finite.
+            the new parameters or ℓ(θ_t) are not finite.
+        draws: the completion's posterior draws at θ_t, or ``None`` (see
+            :class:`CompletionInfo`).
+        failure: why the step went wrong, an int code: 0 when ``valid``, else
+            an index into :data:`stochem.em.FAILURE_CAUSES`.
     """
 
     loglik: Any
@@ -159,6 +171,8 @@ class EMInfo(NamedTuple):
     diagnostics: Any = ()
     converged: Any = False
     valid: Any = True
+    draws: Any = None
+    failure: Any = 0
 
 
 class EMAlgorithm(NamedTuple):

@@ -23,13 +23,18 @@ from stochem import weights as sample_weights
 from stochem import progress as progress_bar
 from stochem.capabilities import ClosedFormMStep, DefaultMStep, TractableLikelihood
 from stochem.completion import Exact, exact
+from stochem.importance import PARETO_K_THRESHOLD
 from stochem.keys import keys_from_user
 from stochem.loop import run_em
+from stochem.models.numpyro_model import ImportanceLoglik
 from stochem.mstep import closed_form
-from stochem.results import FitResult, Trace
+from stochem.em import FAILURE_CAUSES
+from stochem.results import FitFailed, FitResult, Trace
 from stochem.seeds import map_over_seeds, spread_over_devices
 
-__all__ = ["FitResult", "Trace", "fit", "warn_if_loglik_decreases"]
+__all__ = ["FitFailed", "FitResult", "Trace", "fit", "warn_if_loglik_decreases"]
+
+ON_FAILURE = ("raise", "warn")
 
 
 def _default_mstep(model):
@@ -73,6 +78,7 @@ def fit(
     accelerator=None,
     loglik=None,
     sample_weight=None,
+    on_failure: str = "raise",
     progress: bool = False,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by EM with the chosen completion and M-step.
@@ -98,9 +104,14 @@ def fit(
             they divide evenly, each device runs its share of the seeds
             (``stochem.devices``; ``se.use_cpu_cores`` for CPU cores).
         num_iters: maximum number of EM iterations ``T``.
-        tol: stop once the observed-data log-likelihood changes by at most
-            ``tol`` between iterations (needs a tractable likelihood). ``None``
-            runs exactly ``num_iters`` iterations.
+        tol: with ``exact()`` completion, stop once the observed-data
+            log-likelihood changes by at most ``tol`` between iterations
+            (needs a tractable likelihood). With a sampled completion (MCMC-EM,
+            SAEM, Monte Carlo EM), stop once the relative parameter change
+            ``max_j |Δθ_j| / (|θ_j| + 0.001)`` stays within ``tol`` for 3
+            consecutive iterations (Booth & Hobert 1999; see
+            :mod:`stochem.loop`), e.g. ``tol=0.005``. ``None`` runs exactly
+            ``num_iters`` iterations. ``converged`` says whether the rule fired.
         fixed: names of parameter fields kept at their initial values, e.g.
             ``("weights",)``.
         accelerator: ``None``, or ``stochem.squarem()`` to accelerate exact EM
@@ -115,6 +126,13 @@ def fit(
             weights (:class:`stochem.capabilities.SampleWeights`). Row n counts
             ``w_n`` times in the statistics and in ℓ, so whole-number weights
             give the fit on repeated rows (:mod:`stochem.weights`).
+        on_failure: what to do when a step fails (non-finite parameters or
+            ℓ, or an E-step the completion marks invalid, e.g. MCMC whose
+            kept transitions all diverged): ``"raise"`` (default) raises
+            :class:`stochem.FitFailed`, whose ``.result`` holds the trace up to
+            the failure and the last finite parameters; ``"warn"`` warns and
+            returns that result. Either way the message names the iteration
+            and the cause, and ``result.failure`` keeps it.
         progress: ``True`` shows a progress bar (tqdm) that advances from
             inside the compiled loop, about 100 times per run, once for all
             seeds (:mod:`stochem.progress`). ``False`` (default) adds nothing
@@ -133,6 +151,8 @@ def fit(
         >>> [round(float(p), 2) for p in result.params.probs]
         [0.8, 0.52]
     """
+    if on_failure not in ON_FAILURE:
+        raise _validation.ArgumentError("on_failure", f"on_failure must be 'raise' or 'warn', got {on_failure!r}.")
     completion = exact() if completion is None else completion
     if not callable(completion):
         raise TypeError(f"completion must be a completion such as stochem.exact(), got {completion!r}.")
@@ -143,10 +163,10 @@ def fit(
         tol = float(tol)
         if not tol >= 0:
             raise _validation.ArgumentError("tol", f"tol must be a non-negative number or None, got {tol}.")
-        if not isinstance(model, TractableLikelihood):
+        if isinstance(completion, Exact) and not isinstance(model, TractableLikelihood):
             raise _validation.ArgumentError(
-                "tol", "tol needs the observed-data log-likelihood, which this model cannot compute; "
-                       "use tol=None and a fixed num_iters.")
+                "tol", "tol with exact completion stops on the change of the observed-data log-likelihood, "
+                       "which this model cannot compute; use tol=None and a fixed num_iters.")
     fixed = _validation.check_fixed(model.params_type, fixed, init_given=init is not None,
                                     model_name=type(model).__name__)
 
@@ -161,17 +181,22 @@ def fit(
     transform = completion(model)
     mstep(model)
     if loglik is not None:
-        if not callable(loglik):
+        if not isinstance(loglik, ImportanceLoglik):
             raise TypeError(f"loglik must be None or stochem.importance_loglik(...), got {loglik!r}.")
-        loglik(model)
+        loglik = loglik.bind(model)
+        if loglik.needs_draws(model) and not transform.keeps_draws:
+            raise _validation.ArgumentError(
+                "loglik", "importance_loglik(proposal='draws') fits its proposal to the E-step's MCMC "
+                          "draws, and this completion keeps none; use completion=stochem.mcmc(...) or "
+                          "importance_loglik(proposal='laplace').")
 
     data = model.prepare_data(data)
     init_params = None if init is None else model.prepare_params(init, data)
     data = sample_weights.attach(model, data, sample_weight)
     transform.check_data(data)
+    keys, batched = keys_from_user(key)
     if not isinstance(progress, bool):
         raise _validation.ArgumentTypeError("progress", f"progress must be True or False, got {progress!r}.")
-    keys, batched = keys_from_user(key)
     runner, stops_early = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
                                     batched, init is not None, progress)
     arguments = (keys, data) if init is None else (keys, init_params, data)
@@ -181,18 +206,64 @@ def fit(
             bar.finish(int(np.max(outputs[4])))
     else:
         outputs = runner(*arguments)
-    final_params, logliks, params_trace, diagnostics, iterations, converged, stderrs = outputs
-    if not batched and stops_early:
+    final_params, records, params_trace, diagnostics, iterations, converged, failure, failed_at = outputs
+    failure, failed_at = np.asarray(failure), np.asarray(failed_at)
+    if not batched and (stops_early or failed_at >= 0):
+        # Entries 0..t; a failed run also keeps the failed step's diagnostics (entry t).
         length = int(iterations) + 1
-        logliks = logliks[:length]
-        stderrs = stderrs[:length]
+        records = jax.tree_util.tree_map(lambda leaf: leaf[:length], records)
         params_trace = jax.tree_util.tree_map(lambda leaf: leaf[:length], params_trace)
-        diagnostics = jax.tree_util.tree_map(lambda leaf: leaf[: length - 1], diagnostics)
+        diagnostics = jax.tree_util.tree_map(lambda leaf: leaf[: length - (failed_at < 0)], diagnostics)
     if not batched:
         iterations, converged = int(iterations), bool(converged)
     if isinstance(completion, Exact):
-        warn_if_loglik_decreases(logliks)
-    return FitResult(final_params, Trace(logliks, params_trace, diagnostics, stderrs), iterations, converged)
+        warn_if_loglik_decreases(records.loglik)
+    if loglik is not None:
+        warn_if_loglik_unreliable(records.pareto_k)
+    trace = Trace(records.loglik, params_trace, diagnostics, records.stderr, records.pareto_k)
+    messages = _failure_messages(failure, failed_at, diagnostics, batched)
+    result = FitResult(final_params, trace, iterations, converged,
+                       (tuple(messages) if batched else messages[0]) if any(messages) else None)
+    if any(messages):
+        failed = [message for message in messages if message]
+        summary = failed[0] if not batched else f"{len(failed)} of {len(messages)} seeds failed; first: {failed[0]}"
+        summary += (" The result (trace up to the failure, last finite parameters) is in "
+                    + ("the exception's .result." if on_failure == "raise" else "the returned FitResult."))
+        if on_failure == "raise":
+            raise FitFailed(summary, result)
+        warnings.warn(summary, RuntimeWarning, stacklevel=2)
+    return result
+
+
+def _failure_messages(failure, failed_at, diagnostics, batched):
+    """One message per seed ('' when it did not fail): the iteration, the cause, the step's diagnostics."""
+    codes, iterations = np.atleast_1d(failure), np.atleast_1d(failed_at)
+    messages = []
+    for seed, (code, iteration) in enumerate(zip(codes, iterations)):
+        if iteration < 0:
+            messages.append("")
+            continue
+        message = (f"EM failed at iteration {int(iteration)}"
+                   + (f" (seed {seed})" if batched else "") + f": {FAILURE_CAUSES[int(code)]}.")
+        step = jax.tree_util.tree_map(
+            lambda leaf: np.asarray(leaf[seed] if batched else leaf)[int(iteration)].tolist(), diagnostics)
+        if jax.tree_util.tree_leaves(step):
+            message += f" Its diagnostics: {step}."
+        messages.append(message)
+    return messages
+
+
+def warn_if_loglik_unreliable(pareto_k) -> None:
+    """Warn when an importance-sampled ℓ in the trace has ``k̂ ≥ 0.7`` (its standard error is then ``inf``)."""
+    pareto_k = np.asarray(pareto_k, dtype=float)
+    flagged = np.argwhere(np.nan_to_num(pareto_k, nan=-np.inf) >= PARETO_K_THRESHOLD)
+    if flagged.size:
+        where = [tuple(int(i) for i in index) for index in flagged[:5]]
+        warnings.warn(
+            f"{len(flagged)} importance-sampled log-likelihood(s) in the trace are unreliable (Pareto k̂ >= "
+            f"{PARETO_K_THRESHOLD}, largest {np.nanmax(pareto_k):.2f}; first at trace index {where}); their "
+            "standard error is reported as inf. Use more importance samples (num_samples) or more MCMC draws.",
+            RuntimeWarning, stacklevel=3)
 
 
 def warn_if_loglik_decreases(logliks) -> None:

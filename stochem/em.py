@@ -10,6 +10,11 @@ The step also reports the observed-data log-likelihood ℓ(θ_t), so that a
 trace of T steps holds ℓ at θ_0 … θ_{T-1}: the completion's ``info.loglik``
 when it computed ℓ(θ_t) on the way, else the model's ``log_marginal`` when it
 has one (:class:`stochem.capabilities.TractableLikelihood`), else NaN.
+
+A step is invalid when the completion says so (``CompletionInfo.valid``), the
+new parameters are not finite, or a computed ℓ(θ_t) is not finite; its
+``EMInfo.failure`` then names the cause (:data:`FAILURE_CAUSES`), and the loop
+stops there (:mod:`stochem.loop`).
 """
 
 from __future__ import annotations
@@ -42,6 +47,21 @@ def all_finite(tree):
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
+# Why an EM step failed, by the code it reports in ``EMInfo.failure`` (0: it did not).
+FAILURE_CAUSES = (
+    None,
+    "the E-step failed (the completion marked it invalid: e.g. every MCMC transition diverged or the "
+    "acceptance rate collapsed)",
+    "the M-step returned non-finite parameters",
+    "the log-likelihood ℓ(θ_t) is not finite",
+)
+
+
+def failure_code(completion_valid, params_finite, loglik_finite):
+    """The first of the causes in :data:`FAILURE_CAUSES` that applies (0: none)."""
+    return jnp.where(~completion_valid, 1, jnp.where(~params_finite, 2, jnp.where(~loglik_finite, 3, 0)))
+
+
 def build(model, data, completion, mstep, fixed=()) -> EMAlgorithm:
     """Bind a model, its data, a completion factory and an M-step factory into EM.
 
@@ -71,12 +91,16 @@ def build(model, data, completion, mstep, fixed=()) -> EMAlgorithm:
         if info.loglik is None:
             loglik = observed_loglik(model, state.params, data)
             loglik_stderr = jnp.where(jnp.isnan(loglik), jnp.nan, 0.0)
+            # NaN is how an intractable ℓ is reported; only a computed one must be finite.
+            loglik_finite = jnp.isfinite(loglik) if isinstance(model, TractableLikelihood) else True
         else:
             loglik, loglik_stderr = info.loglik, info.loglik_stderr
+            loglik_finite = jnp.isfinite(loglik)
         new_params, mstep_state = mstep_transform.update(stats, state.mstep_state, state.params, data)
         new_params = keep_fixed(new_params, state.params, fixed)
+        failure = failure_code(jnp.asarray(info.valid), all_finite(new_params), jnp.asarray(loglik_finite))
         em_info = EMInfo(loglik=loglik, loglik_stderr=loglik_stderr, diagnostics=info.diagnostics,
-                         converged=info.converged, valid=info.valid & all_finite(new_params))
+                         converged=info.converged, valid=failure == 0, draws=info.draws, failure=failure)
         return EMState(new_params, completion_state, mstep_state), em_info
 
     return EMAlgorithm(init, step)

@@ -77,9 +77,11 @@ def select_seed(result, index: int) -> FitResult:
         params=jax.tree_util.tree_map(lambda leaf: take(leaf, length), trace.params),
         diagnostics=jax.tree_util.tree_map(lambda leaf: take(leaf, iterations), trace.diagnostics),
         loglik_stderr=None if trace.loglik_stderr is None else take(trace.loglik_stderr, length),
+        loglik_pareto_k=None if trace.loglik_pareto_k is None else take(trace.loglik_pareto_k, length),
     )
     params = jax.tree_util.tree_map(lambda leaf: leaf[index], result.params)
-    return FitResult(params, one, iterations, bool(np.asarray(result.converged)[index]))
+    failure = None if result.failure is None else (result.failure[index] or None)
+    return FitResult(params, one, iterations, bool(np.asarray(result.converged)[index]), failure)
 
 
 def best_seed(result) -> int:

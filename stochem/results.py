@@ -19,13 +19,17 @@ class Trace(NamedTuple):
         loglik_stderr: Monte Carlo standard error of ``loglik``, shape
             ``[T + 1]``: 0 where ℓ is exact, the importance sampling standard
             error with ``fit(..., loglik=importance_loglik(...))``, NaN where ℓ
-            was not computed.
+            was not computed; ``inf`` for an unreliable estimate.
+        loglik_pareto_k: the Pareto-smoothed importance sampling ``k̂`` of an
+            importance-sampled ℓ, shape ``[T + 1]`` (NaN where ℓ is exact or
+            was not estimated); ``k̂ ≥ 0.7`` marks an unreliable estimate.
     """
 
     loglik: Any
     params: Any
     diagnostics: Any = ()
     loglik_stderr: Any = None
+    loglik_pareto_k: Any = None
 
 
 class FitResult(NamedTuple):
@@ -38,16 +42,21 @@ class FitResult(NamedTuple):
         converged: whether a stopping rule ended the run: the tolerance on the
             log-likelihood, or a completion's own rule (e.g. the ascent-based
             MCEM's upper bound). Always ``False`` when neither applies.
+        failure: ``None`` when every step succeeded, else the message that
+            says at which iteration and why the run stopped (a non-finite θ or
+            ℓ, a failed E-step); ``params`` are then the last finite ones and
+            the trace ends at the failed step (its diagnostics included).
 
     With several seeds every field has a leading seed axis; ``num_iters`` and
-    ``converged`` are arrays, and trace entries past a seed's ``num_iters`` are
-    NaN.
+    ``converged`` are arrays, ``failure`` a tuple of one entry per seed, and
+    trace entries past a seed's ``num_iters`` are NaN.
     """
 
     params: Any
     trace: Trace
     num_iters: Any
     converged: Any
+    failure: Any = None
 
     def to_pandas(self, seeds=None):
         """The trace as a tidy ``pandas.DataFrame``: one row per seed and iteration.
@@ -71,3 +80,12 @@ class FitResult(NamedTuple):
         from stochem.tidy import fit_result_frame
 
         return fit_result_frame(self, seeds)
+
+
+class FitFailed(RuntimeError):
+    """``fit(..., on_failure="raise")``: a run stopped at a failed step. ``.result`` is the
+    :class:`FitResult` (the trace up to the failure and the last finite parameters)."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result

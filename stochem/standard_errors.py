@@ -13,7 +13,10 @@ log p(o, m; θ) up to a θ-free term when ``stats = T(o, m)``:
   posterior covariance is ``Σ_n G_n (diag(p_n) − p_n p_nᵀ) G_nᵀ`` with
   ``G_n = ∂score/∂φ_n`` and ``p_n`` the posterior of observation n;
 * sampled completion: the sample mean of the complete-data Hessians and the
-  sample covariance of the complete-data scores over ``num_samples`` draws.
+  sample covariance of the complete-data scores over ``num_samples`` draws;
+* MCMC completion (``completion=stochem.mcmc(...)``, continuous latents): the
+  same moments over one chain's draws at θ, with the Monte Carlo error of the
+  standard errors by a jackknife over contiguous batches of the chain.
 
 Derivatives are taken in the unconstrained coordinates u of
 :mod:`stochem.unconstrained` (where the simplex has K − 1 free coordinates);
@@ -56,12 +59,16 @@ class StandardErrors(NamedTuple):
         covariance: covariance of the free parameters, flattened in field order.
         information: observed information in unconstrained coordinates.
         unconstrained_covariance: its inverse.
+        params_mc_stderr: with ``completion=``, the Monte Carlo standard error
+            of ``params`` (batch jackknife over the chain's draws), shaped like
+            the parameters; ``None`` otherwise.
     """
 
     params: Any
     covariance: Any
     information: Any
     unconstrained_covariance: Any
+    params_mc_stderr: Any = None
 
 
 def _free_fields(model, fixed):
@@ -126,8 +133,67 @@ def _louis(model, fixed, num_samples, weighted: bool):
     return jax.jit(compute)
 
 
+def _louis_from_draws(model, fields, fixed, params, data, per_draw):
+    """Louis' formula with the Monte Carlo moments of ``per_draw`` statistics (a leading draw axis)."""
+    u, unflatten = flat_unconstrained(model, params, fields)
+
+    def complete_loglik(flat, stats):
+        return model.complete_loglik(unflatten(flat), data, stats)
+
+    scores = jax.vmap(lambda stats: jax.grad(complete_loglik)(u, stats))(per_draw)
+    missing = jnp.cov(scores, rowvar=False).reshape(u.size, u.size)
+    complete = -jnp.mean(jax.vmap(lambda stats: jax.hessian(complete_loglik)(u, stats))(per_draw), axis=0)
+    return _errors_from_information(model, fields, fixed, params, u, unflatten, complete - missing)
+
+
+def _errors_from_information(model, fields, fixed, params, u, unflatten, information):
+    unconstrained_covariance = jnp.linalg.inv(information)
+
+    def free_values(flat):
+        values = unflatten(flat)._asdict()
+        return ravel_pytree({name: values[name] for name in fields})[0]
+
+    jacobian = jax.jacfwd(free_values)(u)
+    covariance = jacobian @ unconstrained_covariance @ jacobian.T
+    values = params._asdict()
+    _, unravel_free = ravel_pytree({name: values[name] for name in fields})
+    free_errors = unravel_free(jnp.sqrt(jnp.clip(jnp.diag(covariance), 0.0)))
+    errors = params._replace(**{name: jnp.zeros_like(values[name]) for name in fixed}, **free_errors)
+    return StandardErrors(errors, covariance, information, unconstrained_covariance)
+
+
+@functools.lru_cache(maxsize=32)
+def _louis_with_completion(model, completion, fixed, num_batches):
+    fields = _free_fields(model, fixed)
+    transform = completion(model)
+
+    def compute(params, data, key):
+        _, _, info = transform.update(key, params, data, transform.init(params, data))
+        per_draw = jax.vmap(lambda position: model.stats_from_positions(
+            params, data, jax.tree_util.tree_map(lambda leaf: leaf[None], position)))(info.draws)
+        result = _louis_from_draws(model, fields, fixed, params, data, per_draw)
+        # Batch jackknife: drop one contiguous batch of draws at a time (contiguous, so the
+        # chain's autocorrelation stays inside batches); se_MC² = (B − 1)/B Σ_b (se_(b) − mean)².
+        num_draws = jax.tree_util.tree_leaves(per_draw)[0].shape[0]
+        size = num_draws // num_batches
+        indices = jnp.arange(num_batches * size).reshape(num_batches, size)
+
+        def leave_out(batch):
+            kept = jnp.delete(indices, batch, axis=0, assume_unique_indices=True).reshape(-1)
+            subset = jax.tree_util.tree_map(lambda leaf: leaf[kept], per_draw)
+            return _louis_from_draws(model, fields, fixed, params, data, subset).params
+
+        replicates = jax.lax.map(leave_out, jnp.arange(num_batches))
+        mc_stderr = jax.tree_util.tree_map(
+            lambda leaf: jnp.sqrt((num_batches - 1) / num_batches
+                                  * jnp.sum((leaf - jnp.mean(leaf, axis=0)) ** 2, axis=0)), replicates)
+        return result._replace(params_mc_stderr=mc_stderr)
+
+    return jax.jit(compute)
+
+
 def standard_errors(model, params, data, *, num_samples: int | None = None, key=0, fixed=(),
-                    sample_weight=None):
+                    completion=None, num_batches: int = 10, sample_weight=None):
     """Standard errors of θ from the observed information (Louis 1982).
 
     Args:
@@ -136,6 +202,12 @@ def standard_errors(model, params, data, *, num_samples: int | None = None, key=
         data: the observed data (as given to ``fit``).
         num_samples: ``None`` for the exact missing information (finite-latent
             models), or the number of posterior draws for the Monte Carlo one.
+        completion: for continuous latents, an MCMC completion, e.g.
+            ``stochem.mcmc(2000, num_warmup=500)``: one chain at ``params``
+            supplies the draws of Louis' moments (Monte Carlo; the result's
+            ``params_mc_stderr`` is their Monte Carlo error, by a jackknife
+            over ``num_batches`` contiguous batches of the draws).
+        num_batches: batches of the jackknife (with ``completion``).
         key: seed or PRNG key for the draws.
         fixed: parameter fields treated as known.
         sample_weight: ``None``, or the weights the fit used (``fit(...,
@@ -156,6 +228,28 @@ def standard_errors(model, params, data, *, num_samples: int | None = None, key=
     """
     fixed = _validation.check_fixed(model.params_type, fixed, model_name=type(model).__name__)
     require(model, CompleteLikelihood, "standard_errors(...)")
+    if completion is not None:
+        if num_samples is not None:
+            raise _validation.ArgumentError(
+                "num_samples", "give either num_samples (exact posterior draws) or completion (MCMC), not both.")
+        if not callable(completion) or not completion(model).keeps_draws:
+            raise _validation.ArgumentError(
+                "completion", f"completion must keep its draws, e.g. stochem.mcmc(2000); got {completion!r}.")
+        num_batches = _validation.as_int("num_batches", num_batches, minimum=2)
+        if completion.num_samples < 2 * num_batches:
+            raise _validation.ArgumentError(
+                "completion", f"completion keeps {completion.num_samples} draws; the jackknife needs at least "
+                              f"2 per batch ({2 * num_batches}).")
+        if sample_weight is not None:
+            raise _validation.ArgumentError(
+                "sample_weight", "standard errors from MCMC draws take no sample weights yet; drop sample_weight "
+                                  "or use num_samples= with a model that draws exact posterior samples.")
+        data = model.prepare_data(data)
+        params = model.prepare_params(params, data)
+        prng_key, batched = keys_from_user(key)
+        if batched:
+            raise ValueError("key must be a single seed or key for standard_errors.")
+        return _louis_with_completion(model, completion, fixed, num_batches)(params, data, prng_key)
     if num_samples is None and not offers(model, CategoricalLatents):
         raise _validation.ArgumentError(
             "num_samples", f"exact standard errors need a model with one categorical latent per observation; "

@@ -88,3 +88,36 @@ def test_gmm_louis_information_equals_the_hessian_of_the_loglik(covariance_type)
     scale = np.abs(autodiff).max()
     np.testing.assert_allclose(louis.information / scale, autodiff / scale, atol=1e-6)
     assert np.all(np.asarray(louis.params.means) > 0)
+
+
+def test_mcmc_louis_errors_match_the_exact_hessian_within_their_monte_carlo_error():
+    """Normal–normal numpyro model (y_j ~ N(μ, τ² + 0.7²) after integrating the latent means), at its MLE.
+
+    Louis' formula from 2000 NUTS draws at θ̂ against the inverse Hessian of the
+    closed-form ℓ; the differences, over their jackknife Monte Carlo errors, are
+    z-scores.
+    """
+    from tests.mc_checks import z_threshold
+    from tests.models import numpyro_examples as examples
+
+    y = np.array([0.4, -1.3, 2.2, 0.9, 1.5, -0.2, 3.1, -2.0])
+    noise_sd = 0.7
+    model = se.models.from_numpyro(examples.normal_normal, y, noise_sd)
+    mle = {"mu": float(y.mean()), "tau": float(np.sqrt(y.var() - noise_sd**2))}
+
+    def loglik(vector):
+        return jnp.sum(jax.scipy.stats.norm.logpdf(y, vector[0], jnp.sqrt(vector[1] ** 2 + noise_sd**2)))
+
+    exact = np.sqrt(np.diag(np.linalg.inv(-jax.hessian(loglik)(jnp.array([mle["mu"], mle["tau"]])))))
+    errors = se.standard_errors(model, mle, None, completion=se.mcmc(2000, num_warmup=300), key=1)
+    estimate = np.array([float(errors.params.mu), float(errors.params.tau)])
+    mc_stderr = np.array([float(errors.params_mc_stderr.mu), float(errors.params_mc_stderr.tau)])
+    assert np.all((mc_stderr > 0) & (mc_stderr < 0.1 * exact))  # the Monte Carlo error is small and reported
+    z = (estimate - exact) / mc_stderr
+    assert np.all(np.abs(z) < z_threshold(2)), (estimate, exact, mc_stderr)
+    with pytest.raises(ValueError, match="not both") as caught:
+        se.standard_errors(model, mle, None, completion=se.mcmc(100), num_samples=10)
+    assert caught.value.argument == "num_samples"
+    with pytest.raises(ValueError, match="at least 2 per batch") as caught:
+        se.standard_errors(model, mle, None, completion=se.mcmc(10))
+    assert caught.value.argument == "completion"

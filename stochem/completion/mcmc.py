@@ -20,6 +20,10 @@ is a valid MCMC move for the current θ whatever the step size, so a step size
 tuned at θ_0 only costs efficiency later, never correctness. The diagnostics in
 the trace (acceptance rate, divergences, step size) show when it does.
 
+An iteration whose kept transitions all diverged, or whose mean acceptance
+probability is below :data:`MIN_ACCEPT_PROB`, is a failed E-step
+(``CompletionInfo.valid`` false): the chain no longer samples P(m | o; θ_t).
+
 Everything runs inside the compiled EM loop: the kernel is numpyro's pure
 functional API, ``numpyro.infer.hmc.hmc(potential_fn_gen=...)``, whose
 ``init_kernel`` and ``sample_kernel`` trace under ``jit``, ``scan`` and ``vmap``.
@@ -45,6 +49,12 @@ from numpyro.infer.hmc import hmc
 from stochem import _validation
 from stochem.base import CompletionTransform, completion_info
 from stochem.capabilities import LatentDensity, require
+
+
+# A chain whose kept transitions all diverged, or whose mean acceptance
+# probability fell below this, has stopped moving: the E-step is marked invalid
+# and ``fit`` stops there (``on_failure``).
+MIN_ACCEPT_PROB = 0.01
 
 
 class McmcDiagnostics(NamedTuple):
@@ -196,9 +206,12 @@ class Mcmc:
                 step_size=jnp.asarray(kernel_state.adapt_state.step_size, dtype=jnp.result_type(float)),
             )
             stats = model.stats_from_positions(params, data, positions)
-            return stats, McmcState(kernel_state), completion_info(diagnostics=diagnostics)
+            valid = ((diagnostics.num_divergent < config.num_samples)
+                     & (diagnostics.accept_prob >= MIN_ACCEPT_PROB))
+            return stats, McmcState(kernel_state), completion_info(diagnostics=diagnostics, draws=positions,
+                                                                   valid=valid)
 
-        return CompletionTransform(init, update, vmap_seeds=False)
+        return CompletionTransform(init, update, vmap_seeds=False, keeps_draws=True)
 
 
 def mcmc(

@@ -20,6 +20,14 @@ converge to a stationary point of ℓ (the MLE) with noise that decreases like
 its smoothed value is not positive definite (its Cholesky factor fails), the
 step falls back to the gradient divided by the largest diagonal entry of H
 in absolute value (at least 1e-8).
+
+The step is damped by backtracking on this iteration's Q̂_k: the step
+``γ_k H_k⁻¹ g_k`` is halved until Q̂_k increases by an Armijo fraction of its
+linear prediction (and stays finite); if 30 halvings do not, θ stays. A
+smoothed H_k that lags behind a fast-changing Q̂_k (early iterations, far from
+the MLE) otherwise overshoots, e.g. a scale parameter to nearly 0, after which
+the sampler diverges. Near the MLE γ_k is small, the full step passes and the
+recursion is the undamped one.
 """
 
 from __future__ import annotations
@@ -40,6 +48,36 @@ from stochem.unconstrained import flat_unconstrained
 class StochasticNewtonState(NamedTuple):
     information: Any  # H_{k-1}, [P, P] in unconstrained coordinates
     count: Any  # k
+
+
+ARMIJO = 1e-4  # the fraction of the linear increase a damped step must achieve
+MAX_HALVINGS = 30
+
+
+def backtrack(objective, start, gradient, step):
+    """The largest ``t`` in 1, 1/2, 1/4, … with an Armijo increase of ``objective`` along ``step``.
+
+    Accepts ``t`` when ``objective(start + t·step)`` is finite and at least
+    ``objective(start) + c·t·∇ᵀstep`` (``c`` = :data:`ARMIJO`); ``0`` (stay)
+    when no ``t`` down to ``2^-MAX_HALVINGS`` does.
+    """
+    base = objective(start)
+    slope = jnp.vdot(gradient, step)
+
+    def fails(fraction):
+        value = objective(start + fraction * step)
+        return ~(jnp.isfinite(value) & (value >= base + ARMIJO * fraction * slope))
+
+    def halve(carry):
+        fraction, count = carry
+        return 0.5 * fraction, count + 1
+
+    def keep_halving(carry):
+        fraction, count = carry
+        return (count < MAX_HALVINGS) & fails(fraction)
+
+    fraction, count = jax.lax.while_loop(keep_halving, halve, (jnp.ones((), start.dtype), jnp.asarray(0)))
+    return jnp.where(fails(fraction), 0.0, fraction)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +110,9 @@ class StochasticNewton:
             newton = jax.scipy.linalg.cho_solve((cholesky, True), score)
             diagonal = jnp.maximum(jnp.abs(jnp.diag(information)), 1e-8)
             direction = jnp.where(jnp.all(jnp.isfinite(newton)), newton, score / jnp.max(diagonal))
-            return unflatten(vector + gamma * direction), StochasticNewtonState(information, state.count + 1)
+            fraction = backtrack(q_hat, vector, score, gamma * direction)
+            return (unflatten(vector + fraction * gamma * direction),
+                    StochasticNewtonState(information, state.count + 1))
 
         return MStepTransform(init, update)
 

@@ -82,3 +82,80 @@ def cbpp_arguments():
     design = np.stack([np.ones(len(table))] + [period == p for p in (2, 3, 4)], axis=1).astype(float)
     herd = table["herd"].to_numpy() - 1
     return design, herd, table["size"].to_numpy(), table["incidence"].to_numpy(), int(herd.max() + 1)
+
+
+# ------------------------------------------------ models with a closed-form ℓ, for the ℓ estimators
+def tobit(x_observed, y_observed, x_censored, limit):
+    """Left-censored regression: ``y* ~ N(xβ, σ²)``; below ``limit`` only "censored" is recorded.
+
+    The censored values ``y*`` are the latent data. Their density given θ is the
+    normal density restricted to ``y* < limit``: sampled from the truncated
+    normal, whose normaliser ``Φ((limit − xβ)/σ)`` is added back by
+    ``numpyro.factor`` so that the complete-data density is ``N(y*; xβ, σ²)·1[y* < limit]``.
+    """
+    beta = numpyro.param("beta", jnp.zeros(x_observed.shape[1]))
+    sigma = numpyro.param("sigma", 1.0, constraint=constraints.positive)
+    with numpyro.plate("observed", y_observed.shape[0]):
+        numpyro.sample("y", dist.Normal(x_observed @ beta, sigma), obs=y_observed)
+    with numpyro.plate("censored", x_censored.shape[0]):
+        mean = x_censored @ beta
+        numpyro.sample("y_star", dist.TruncatedNormal(mean, sigma, high=limit))
+        numpyro.factor("censoring", dist.Normal(mean, sigma).log_cdf(limit))
+
+
+def tobit_loglik(x_observed, y_observed, x_censored, limit, beta, sigma):
+    """ℓ(β, σ) = Σ_observed log N(y; xβ, σ²) + Σ_censored log Φ((limit − xβ)/σ)."""
+    from scipy import stats as scipy_stats
+    return float(np.sum(scipy_stats.norm.logpdf(y_observed, x_observed @ beta, sigma))
+                 + np.sum(scipy_stats.norm.logcdf(limit, x_censored @ beta, sigma)))
+
+
+def tobit_data(num_points=80, seed=0, limit=0.0):
+    """``(x_observed, y_observed, x_censored, limit)``: y = 0.5 + 1.0 x + N(0, 1²), censored below ``limit``."""
+    rng = np.random.default_rng(seed)
+    x = np.stack([np.ones(num_points), rng.normal(size=num_points)], axis=1)
+    y = x @ np.array([0.5, 1.0]) + rng.normal(size=num_points)
+    observed = y >= limit
+    return x[observed], y[observed], x[~observed], limit
+
+
+def student_t(y):
+    """A Student-t location-scale model as a scale mixture: ``λ_i ~ Gamma(ν/2, ν/2)``, ``y_i ~ N(μ, σ²/λ_i)``."""
+    mu = numpyro.param("mu", 0.0)
+    sigma = numpyro.param("sigma", 1.0, constraint=constraints.positive)
+    dof = 4.0
+    with numpyro.plate("points", y.shape[0]):
+        precision = numpyro.sample("precision", dist.Gamma(dof / 2, dof / 2))
+        numpyro.sample("y", dist.Normal(mu, sigma / jnp.sqrt(precision)), obs=y)
+
+
+def student_t_loglik(y, mu, sigma, dof=4.0):
+    """ℓ(μ, σ) = Σ_i log t_ν(y_i; μ, σ)."""
+    from scipy import stats as scipy_stats
+    return float(np.sum(scipy_stats.t.logpdf(y, dof, mu, sigma)))
+
+
+def local_level(y):
+    """Local-level state-space model: ``x_1 ~ N(0, 10²)``, ``x_t = x_{t−1} + N(0, q²)``, ``y_t = x_t + N(0, r²)``."""
+    level_sd = numpyro.param("level_sd", 0.5, constraint=constraints.positive)
+    noise_sd = numpyro.param("noise_sd", 1.0, constraint=constraints.positive)
+    steps = y.shape[0]
+    first = numpyro.sample("first", dist.Normal(0.0, 10.0))
+    with numpyro.plate("moves", steps - 1):
+        innovations = numpyro.sample("innovations", dist.Normal(0.0, level_sd))
+    levels = jnp.concatenate([first[None], first + jnp.cumsum(innovations)])
+    with numpyro.plate("steps", steps):
+        numpyro.sample("y", dist.Normal(levels, noise_sd), obs=y)
+
+
+def local_level_loglik(y, level_sd, noise_sd, first_sd=10.0):
+    """ℓ by the Kalman filter (prediction-error decomposition)."""
+    mean, variance, total = 0.0, first_sd**2, 0.0
+    for t, observation in enumerate(np.asarray(y, dtype=float)):
+        if t > 0:
+            variance = variance + level_sd**2
+        innovation_variance = variance + noise_sd**2
+        total += -0.5 * (np.log(2 * np.pi * innovation_variance) + (observation - mean) ** 2 / innovation_variance)
+        gain = variance / innovation_variance
+        mean, variance = mean + gain * (observation - mean), (1 - gain) * variance
+    return float(total)

@@ -4,21 +4,26 @@ For continuous latent sites ℓ(θ) = log ∫ p(o, m; θ) dm has no closed form.
 With draws ``z_s ~ q`` in the unconstrained space of the latent sites::
 
     w_s   = exp(−U_θ(z_s)) / q(z_s)        (U_θ: the potential energy, Jacobian included)
-    ℓ̂(θ)  = log (1/S) Σ_s w_s
+    ℓ̂(θ)  = log (1/S) Σ_s w_s + se²/2     (the Jensen bias added back)
     se    = sd(w) / (√S · mean(w))         (delta method: the standard error of ℓ̂)
 
 Proposals ``q``:
 
-* ``"laplace"`` (default): a Gaussian at the mode of the posterior of the
-  unconstrained latent values, with covariance the inverse Hessian of U_θ
-  there. The mode is found by L-BFGS (``num_optimizer_steps`` steps from 0).
-  Good when the posterior is close to Gaussian (random-effects models); its
-  light tails make the estimate unreliable (a large ``se``) when it is not.
+* ``"draws"`` (default): group by group, with a proposal fitted to the MCMC
+  draws at θ that the E-step already made and to a Laplace approximation
+  (:mod:`._group_importance`). The log joint splits into independent groups
+  of latent values (:mod:`._factorization`), so the error grows with the
+  number of groups, not exponentially with the number of latent values.
+* ``"laplace"``: one Gaussian at the mode of all latent values jointly, with
+  covariance the inverse Hessian of U_θ there. Exact for linear-Gaussian
+  models; biased with a small reported error when the posterior is far from
+  Gaussian in many dimensions (it is then flagged by ``k̂``).
 * ``"prior"``: the latent sites drawn from the model itself with θ fixed, so
-  ``w_s = p(o | m_s; θ)``. Simple and unbiased for p(o; θ), but its variance
-  grows quickly with the number of observations.
+  ``w_s = p(o | m_s; θ)``. Simple, but its variance grows quickly with the data.
 
-ℓ̂ is biased downwards by about ``se²/2`` (Jensen); report ``se`` with it.
+Every estimate reports the Pareto-smoothed importance sampling shape ``k̂``
+(:mod:`stochem.importance`); at ``k̂ ≥ 0.7`` the estimate cannot be trusted
+and its standard error is reported as ``inf``.
 """
 
 from __future__ import annotations
@@ -29,28 +34,42 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+import hashlib
+import functools
+
+import numpy as np
 from jax.flatten_util import ravel_pytree
-from jax.scipy.special import logsumexp
 from numpyro import handlers
 from numpyro.infer.util import compute_log_probs
 
 from stochem import _validation
 from stochem.capabilities import LatentDensity, TractableLikelihood
+from stochem.importance import PARETO_K_THRESHOLD, log_mean_weight
+from stochem.models.numpyro_model._factorization import LatentGroups, find_groups
+from stochem.models.numpyro_model._group_importance import group_importance_loglik
+
+
+PROPOSALS = ("draws", "laplace", "prior")
 
 
 class LoglikEstimate(NamedTuple):
-    """An estimate of ℓ(θ) and its Monte Carlo standard error (0 when exact)."""
+    """An estimate of ℓ(θ), its Monte Carlo standard error (0 when exact, ``inf`` when
+    unreliable) and the Pareto ``k̂`` of its importance weights (NaN when exact)."""
 
     loglik: Any
     stderr: Any
+    pareto_k: Any = None
+
+
+def _exact(loglik) -> LoglikEstimate:
+    dtype = jnp.result_type(float)
+    return LoglikEstimate(jnp.asarray(loglik, dtype), jnp.zeros((), dtype), jnp.full((), jnp.nan, dtype))
 
 
 def _summarize(log_weights) -> LoglikEstimate:
-    num_samples = log_weights.shape[0]
-    estimate = logsumexp(log_weights) - jnp.log(num_samples)
-    relative_weights = jnp.exp(log_weights - estimate)  # w_s / mean(w), mean 1
-    stderr = jnp.std(relative_weights, ddof=1) / jnp.sqrt(num_samples)
-    return LoglikEstimate(estimate, stderr)
+    summary = log_mean_weight(log_weights)
+    stderr = jnp.where(summary.pareto_k < PARETO_K_THRESHOLD, jnp.sqrt(summary.variance), jnp.inf)
+    return LoglikEstimate(summary.log_mean, stderr, summary.pareto_k)
 
 
 def _prior_log_weights(model, key, params, data, num_samples):
@@ -96,25 +115,50 @@ def _laplace_log_weights(model, key, params, data, num_samples, num_optimizer_st
     return -jax.vmap(potential)(draws) - log_proposal
 
 
-def estimate_loglik(model, params, key, num_samples: int = 1000, proposal: str = "laplace",
-                    num_optimizer_steps: int = 100) -> LoglikEstimate:
-    """ℓ(θ) = log p(o; θ) of a numpyro model, with its Monte Carlo standard error.
+def _data_fingerprint(model) -> str:
+    """A digest of the model's array data: the grouping of latents may depend on their values (indices)."""
+    digest = hashlib.sha256()
+    for array in model.arguments.arrays:
+        digest.update(np.ascontiguousarray(np.asarray(array)).tobytes())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_groups(model, fingerprint: str) -> LatentGroups:
+    del fingerprint  # part of the cache key only
+    data = model.prepare_data(None)
+    params = model.params_type(*(jnp.asarray(site.init_value, dtype=jnp.result_type(float))
+                                 for site in model.sites.params))
+    return find_groups(model, params, data)
+
+
+def latent_groups(model) -> LatentGroups:
+    """The independent groups of a continuous numpyro model's latent values (cached per model and data)."""
+    return _cached_groups(model, _data_fingerprint(model))
+
+
+def estimate_loglik(model, params, key, num_samples: int = 1000, proposal: str = "draws",
+                    num_optimizer_steps: int = 100, num_draws: int = 1000, num_warmup: int = 500) -> LoglikEstimate:
+    """ℓ(θ) = log p(o; θ) of a numpyro model, with its Monte Carlo standard error and ``k̂``.
 
     Exact (``stderr = 0``) for models with discrete latent sites only; an
     importance sampling estimate for continuous ones (see the module docstring
-    for the proposals). Jit-compatible when ``params`` is the model's params
-    NamedTuple.
+    for the proposals). With ``proposal="draws"`` a NUTS chain is run at θ
+    first (``num_warmup`` adaptation steps, ``num_draws`` draws) to fit the
+    proposals.
 
     Args:
         model: a model from :func:`stochem.models.from_numpyro`.
         params: its params NamedTuple, or a dict (checked like ``fit``'s ``init``).
         key: a JAX PRNG key or an int seed.
-        num_samples: importance samples.
-        proposal: ``"laplace"`` or ``"prior"``.
+        num_samples: importance samples (per group with ``"draws"``).
+        proposal: ``"draws"``, ``"laplace"`` or ``"prior"``.
         num_optimizer_steps: L-BFGS steps to find the mode (``"laplace"``).
+        num_draws: MCMC draws the ``"draws"`` proposal is fitted to.
+        num_warmup: NUTS adaptation steps before them.
 
     Returns:
-        :class:`LoglikEstimate` ``(loglik, stderr)``.
+        :class:`LoglikEstimate` ``(loglik, stderr, pareto_k)``.
 
     Example:
         >>> import jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
@@ -133,23 +177,46 @@ def estimate_loglik(model, params, key, num_samples: int = 1000, proposal: str =
     _check_proposal(proposal)
     num_samples = _validation.as_int("num_samples", num_samples, minimum=2)
     num_optimizer_steps = _validation.as_int("num_optimizer_steps", num_optimizer_steps, minimum=1)
+    num_draws = _validation.as_int("num_draws", num_draws, minimum=2)
+    num_warmup = _validation.as_int("num_warmup", num_warmup, minimum=0)
     data = model.prepare_data(None)
     if not isinstance(params, model.params_type):
         params = model.prepare_params(params, data)
     if isinstance(key, int):
         key = jax.random.key(key)
-    return _estimate(model, key, params, data, num_samples, proposal, num_optimizer_steps)
+    if not isinstance(model, LatentDensity):
+        return _exact(model.log_marginal(params, data))
+    if proposal != "draws":
+        return _estimate(model, key, params, data, num_samples, proposal, num_optimizer_steps)
+    return _draws_estimator(model, latent_groups(model), num_samples, num_draws, num_warmup)(key, params, data)
+
+
+@functools.lru_cache(maxsize=16)
+def _draws_estimator(model, groups, num_samples, num_draws, num_warmup):
+    """The compiled ``(key, params, data) -> LoglikEstimate`` of :func:`estimate_loglik` with ``"draws"``."""
+    from stochem.completion.mcmc import mcmc  # the completion package imports nothing of the models
+
+    completion = mcmc(num_draws, num_warmup=num_warmup)(model)
+
+    @jax.jit
+    def run(key, params, data):
+        chain_key, importance_key = jax.random.split(key)
+        _, _, info = completion.update(chain_key, params, data, completion.init(params, data))
+        return LoglikEstimate(*group_importance_loglik(model, groups, importance_key, params, data, info.draws,
+                                                       num_samples))
+
+    return run
 
 
 def _check_proposal(proposal) -> None:
-    if proposal not in ("laplace", "prior"):
-        raise ValueError(f"proposal must be 'laplace' or 'prior', got {proposal!r}.")
+    if proposal not in PROPOSALS:
+        raise _validation.ArgumentError("proposal", f"proposal must be one of {list(PROPOSALS)}, got {proposal!r}.")
 
 
 def _estimate(model, key, params, data, num_samples, proposal, num_optimizer_steps) -> LoglikEstimate:
     """The estimate on prepared (possibly traced) arguments; exact when the model has ``log_marginal``."""
     if not isinstance(model, LatentDensity):  # discrete latent sites: enumerated exactly
-        return LoglikEstimate(model.log_marginal(params, data), jnp.zeros(()))
+        return _exact(model.log_marginal(params, data))
     if proposal == "prior":
         log_weights = _prior_log_weights(model, key, params, data, num_samples)
     else:
@@ -159,12 +226,18 @@ def _estimate(model, key, params, data, num_samples, proposal, num_optimizer_ste
 
 @dataclasses.dataclass(frozen=True)
 class ImportanceLoglik:
-    """Factory for ℓ(θ_t) in ``fit``'s trace (see :func:`importance_loglik`)."""
+    """Factory for ℓ(θ_t) in ``fit``'s trace (see :func:`importance_loglik`).
+
+    ``groups`` is filled by :meth:`bind` for the ``"draws"`` proposal: the
+    grouping of the latent values is static structure of the compiled program
+    (a model with other data gets its own program when its grouping differs).
+    """
 
     num_samples: int = 1000
     every: int = 1
-    proposal: str = "laplace"
+    proposal: str = "draws"
     num_optimizer_steps: int = 100
+    groups: LatentGroups | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "num_samples", _validation.as_int("num_samples", self.num_samples, minimum=2))
@@ -173,46 +246,63 @@ class ImportanceLoglik:
         object.__setattr__(self, "num_optimizer_steps",
                            _validation.as_int("num_optimizer_steps", self.num_optimizer_steps, minimum=1))
 
+    def needs_draws(self, model) -> bool:
+        """Whether the estimate is fitted to the completion's MCMC draws (``info.draws``)."""
+        return self.proposal == "draws" and isinstance(model, LatentDensity)
+
+    def bind(self, model) -> "ImportanceLoglik":
+        """This estimator for ``model``: checks it can estimate, finds the latent groups (concrete, before tracing)."""
+        if not isinstance(model, (LatentDensity, TractableLikelihood)):
+            raise TypeError(
+                f"loglik=importance_loglik(...) needs a numpyro model with continuous latent sites "
+                f"(from_numpyro) or a model with log_marginal; {type(model).__name__} has neither.")
+        if not self.needs_draws(model):
+            return self
+        return dataclasses.replace(self, groups=latent_groups(model))
+
     def __call__(self, model):
-        """``estimate(key, params, data) -> LoglikEstimate`` for ``model`` (pure, jit-able)."""
+        """``estimate(key, params, data, draws) -> LoglikEstimate`` for ``model`` (pure, jit-able).
+
+        ``draws`` are the completion's MCMC positions at ``params`` (used by
+        the ``"draws"`` proposal only; ``None`` otherwise).
+        """
         if not isinstance(model, LatentDensity):
-            if not isinstance(model, TractableLikelihood):
-                raise TypeError(
-                    f"loglik=importance_loglik(...) needs a numpyro model with continuous latent sites "
-                    f"(from_numpyro) or a model with log_marginal; {type(model).__name__} has neither."
-                )
+            return lambda key, params, data, draws: _exact(model.log_marginal(params, data))
+        config = self if self.groups is not None or not self.needs_draws(model) else self.bind(model)
 
-            def exact(key, params, data):
-                del key
-                return LoglikEstimate(model.log_marginal(params, data), jnp.zeros(()))
-
-            return exact
-        config = self
-
-        def estimate(key, params, data):
+        def estimate(key, params, data, draws):
+            if config.needs_draws(model):
+                return LoglikEstimate(*group_importance_loglik(model, config.groups, key, params, data, draws,
+                                                               config.num_samples))
             return _estimate(model, key, params, data, config.num_samples, config.proposal,
                              config.num_optimizer_steps)
 
         return estimate
 
 
-def importance_loglik(num_samples: int = 1000, every: int = 1, proposal: str = "laplace",
+def importance_loglik(num_samples: int = 1000, every: int = 1, proposal: str = "draws",
                       num_optimizer_steps: int = 100) -> ImportanceLoglik:
-    """Record ℓ(θ_t) and its standard error in ``fit``'s trace for models with no closed-form ℓ.
+    """Record ℓ(θ_t), its standard error and its reliability in ``fit``'s trace for models with no closed-form ℓ.
 
     Pass it as ``stochem.fit(..., loglik=stochem.importance_loglik(...))``.
-    ``trace.loglik[t]`` is then the importance sampling estimate ℓ̂(θ_t) of
-    :func:`estimate_loglik` and ``trace.loglik_stderr[t]`` its Monte Carlo
-    standard error, at iterations ``t = 0, every, 2·every, …`` and at the
-    final parameters (NaN in between, to bound the cost). The estimate uses
-    its own PRNG stream: the EM iterates are the same with or without it.
-    Models whose ℓ is exact (enumerated numpyro models, the built-in models)
-    get it exactly, with standard error 0.
+    ``trace.loglik[t]`` is then the importance sampling estimate ℓ̂(θ_t),
+    ``trace.loglik_stderr[t]`` its Monte Carlo standard error and
+    ``trace.loglik_pareto_k[t]`` its Pareto ``k̂``, at iterations
+    ``t = 0, every, 2·every, …`` and at the final parameters (NaN in between,
+    to bound the cost). An estimate with ``k̂ ≥ 0.7`` is unreliable: its
+    standard error is ``inf`` and ``fit`` warns. The estimate uses its own
+    PRNG stream: the EM iterates are the same with or without it. Models whose
+    ℓ is exact (enumerated numpyro models, the built-in models) get it
+    exactly, with standard error 0.
+
+    With the default ``proposal="draws"`` the proposal is fitted, group by
+    group, to the MCMC draws the E-step made at θ_t (the completion must keep
+    them: ``stochem.mcmc``); the last entry, at θ_T, costs one more E-step.
 
     Args:
-        num_samples: importance samples per estimate.
+        num_samples: importance samples per estimate (per group with ``"draws"``).
         every: estimate every ``every``-th iteration.
-        proposal: ``"laplace"`` (default) or ``"prior"`` (see :mod:`._loglik`).
+        proposal: ``"draws"`` (default), ``"laplace"`` or ``"prior"`` (see :mod:`._loglik`).
         num_optimizer_steps: L-BFGS steps to the mode, for ``"laplace"``.
 
     Example:
