@@ -190,11 +190,12 @@ def fit(
                           "draws, and this completion keeps none; use completion=stochem.mcmc(...) or "
                           "importance_loglik(proposal='laplace').")
 
-    data = model.prepare_data(data)
-    init_params = None if init is None else model.prepare_params(init, data)
-    data = sample_weights.attach(model, data, sample_weight)
-    transform.check_data(data)
     keys, batched = keys_from_user(key)
+    data = model.prepare_data(data)
+    weighted = sample_weights.attach(model, data, sample_weight)  # checked before anything is traced
+    init_params = None if init is None else model.prepare_params(init, data)
+    data = weighted
+    transform.check_data(data)
     if not isinstance(progress, bool):
         raise _validation.ArgumentTypeError("progress", f"progress must be True or False, got {progress!r}.")
     runner, stops_early = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
