@@ -25,6 +25,11 @@ protocol                    members                                            n
                             ``stats_sampler(params, data)`` -> ``(draw,        sampled standard errors
                             ℓ or None)``, ``sampled_stats(key, params,
                             data)`` -> ``(stats, ℓ or None)``
+:class:`CountedDraws`       ``sample_counts(key, params, data, S)`` ->          ``monte_carlo``,
+                            ``(w = c / S [N, L], ℓ or None)`` with ``c_n ~``    ``ascent_monte_carlo``: S draws
+                            Multinomial(S, P(m_n | o_n)); ``weighted_stats(     at a cost that does not grow
+                            data, w)``; ``counted_stats(data, w)`` ->           with S
+                            ``(T(o, w), spread)``
 :class:`ClosedFormMStep`    ``m_step(stats)`` = argmax_θ Q(θ)                  ``closed_form``, ``fit_stream``
 :class:`CompleteLikelihood`  ``complete_loglik(params, data, stats)`` = Q(θ)   ``gradient``, ``stochastic_newton``,
                             through the statistics, and ``constraints``        ``ascent_monte_carlo``,
@@ -98,6 +103,24 @@ class PosteriorSampler(Protocol):
     def stats_sampler(self, params, data): ...
 
     def sampled_stats(self, key, params, data): ...
+
+
+@runtime_checkable
+class CountedDraws(Protocol):
+    """S posterior draws per observation at once, summarized by their counts.
+
+    For models with one categorical latent per observation, independent across
+    observations given θ, whose statistics ``T(o, φ) = Σ_n T_n(o_n, φ_n)`` are
+    linear in each observation's one-hot ``φ_n`` (see
+    :mod:`stochem.completion.sampling` for the averages and standard errors
+    this gives).
+    """
+
+    def sample_counts(self, key, params, data, num_samples): ...
+
+    def weighted_stats(self, data, weights): ...
+
+    def counted_stats(self, data, weights): ...
 
 
 @runtime_checkable

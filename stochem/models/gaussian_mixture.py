@@ -25,6 +25,7 @@ from stochem.models import _gaussian
 from stochem.models._blocks import block_size_for, map_and_sum_blocks, sum_blocks
 from stochem.models.base import FiniteLatentModel
 from stochem.models.symmetry import Symmetry
+from stochem.multinomial import multinomial
 
 COVARIANCE_TYPES = tuple(_gaussian.STRUCTURES)
 INIT_METHODS = ("kmeans++", "random_from_data")
@@ -288,6 +289,44 @@ class GaussianMixture(FiniteLatentModel):
             return self._drawn_stats_columns(key, index, points_t, cumulative_block), loglik
 
         return sum_blocks(block_pass, self._block_size(x), (x,), (0,))
+
+    def sample_counts(self, key, params, x, num_samples):
+        """``(c / S [N, K], ℓ(θ))``: each point's S labels as counts ``c_n ~ Multinomial(S, P(m_n | x_n; θ))``.
+
+        The posterior ``[K, N]`` and ℓ(θ) come from one blocked pass; the counts
+        are drawn by :func:`stochem.multinomial.multinomial` on each device's
+        share of the points (key ``fold_in(key, share)``).
+        """
+        plan = self._density_plan(params)
+
+        def posterior_block(index, rows):
+            return _normalize_columns(self._log_joint_columns(plan, rows.T))
+
+        posterior_t, loglik = map_and_sum_blocks(posterior_block, self._block_size(x), (x,), (0,))
+        total = jnp.asarray(num_samples, x.dtype)
+
+        def counts_of_share(index, share_t):
+            return multinomial(jax.random.fold_in(key, index), total, share_t.T).T / total, ()
+
+        weights_t, _ = map_and_sum_blocks(counts_of_share, x.shape[0], (posterior_t,), (1,))
+        return weights_t.T, loglik
+
+    def counted_stats(self, x, weights):
+        """``(T(x, w), spread)`` in one blocked pass; the spread of component ``k``'s entries is
+        ``Σ_n w_nk (1 − w_nk) g(x_n)²`` (``g`` = 1, ``x_d``, and the second moments' products:
+        see :mod:`stochem.models._gaussian`), the generic spread of
+        :class:`~stochem.models.base.CountedDrawsBase` written out."""
+        def block_pass(index, rows, weights_block):
+            points_t, weights_t = rows.T, weights_block.T
+            spread_t = weights_t * (1.0 - weights_t)
+            spread = GaussianMixtureStats(
+                counts=jnp.sum(spread_t, axis=1),
+                first_moments=_gaussian.contract_points(spread_t, points_t * points_t),
+                second_moments=self._structure.second_moments_spread_columns(points_t, spread_t),
+            )
+            return self._suff_stats_columns(points_t, weights_t), spread
+
+        return sum_blocks(block_pass, self._block_size(x), (x, weights), (0, 0))
 
     def _cumulative_posterior_columns(self, plan, points_t):
         """``(F [K − 1, B], Σ_n ℓ_n)``: ``F_kn = Σ_{j≤k} P(m_n = j | x_n)`` and ``ℓ_n = log p(x_n)``."""
