@@ -1,12 +1,15 @@
 """The driver: ``fit`` checks its arguments, then runs EM compiled, for one seed or many seeds at once.
 
-The whole loop runs inside one ``jax.jit`` (:mod:`stochem.loop`): ``lax.scan``
-for a fixed number of iterations, or ``lax.while_loop`` when a tolerance or a
-completion's stopping rule may stop it early. Several seeds run under
+The whole loop runs inside one ``jax.jit`` (:mod:`stochem.loop`), a
+``lax.while_loop`` that runs ``num_iters`` iterations or stops early on a
+tolerance or a completion's stopping rule. Several seeds run under
 ``jax.vmap`` in the same compiled program, shared out over the devices when
 there are several (:mod:`stochem.seeds`). The compiled program is cached on
 the (hashable) model, completion, M-step and loop settings, so a second call
-with the same shapes does not retrace.
+with the same shapes does not retrace; ``num_iters`` and a completion's
+run-time settings (the sample count of ``monte_carlo(S)`` on a model that draws
+counts) are values passed to the program, so changing them does not
+recompile either (:mod:`stochem.runtime`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stochem import _validation
+from stochem import _validation, runtime
 from stochem.capabilities import ClosedFormMStep, DefaultMStep, TractableLikelihood
 from stochem.completion import Exact, exact
 from stochem.keys import keys_from_user
@@ -43,17 +46,31 @@ def _default_mstep(model):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, batched, has_init):
+def _compiled(model, completion, mstep, fixed, accelerator, capacity, tol, loglik, batched, has_init):
+    """The jitted ``(keys, num_iters, settings, [init], data) -> outputs`` for a static completion.
+
+    ``capacity`` is the trace buffers' length (:func:`stochem.runtime.trace_capacity`);
+    ``num_iters`` and the completion's run-time ``settings`` are arguments of
+    the program, so changing them does not recompile.
+    """
     transform = completion(model)
-    # With no iteration to run there is nothing to stop (and no step to write a buffer for).
-    stops_early = (tol is not None or transform.stops_early) and num_iters > 0
-    run = functools.partial(run_em, model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
-                            stops_early)
+    stops_early = tol is not None or transform.stops_early
+
+    def run(key, num_iters, settings, init_params, data):
+        return run_em(model, runtime.join(completion, settings), mstep, fixed, accelerator, capacity, tol,
+                      loglik, stops_early, key, num_iters, init_params, data)
+
     if batched:
-        run = spread_over_devices(run) if transform.vmap_seeds else map_over_seeds(run)
+        per_seed = run
+        spread = spread_over_devices if transform.vmap_seeds else map_over_seeds
+
+        def run(keys, num_iters, settings, init_params, data):
+            return spread(lambda key, init, batch_data: per_seed(key, num_iters, settings, init, batch_data))(
+                keys, init_params, data)
+
     if has_init:
-        return jax.jit(run), stops_early
-    return jax.jit(lambda key, data: run(key, None, data)), stops_early
+        return jax.jit(run)
+    return jax.jit(lambda keys, num_iters, settings, data: run(keys, num_iters, settings, None, data))
 
 
 def fit(
@@ -152,24 +169,32 @@ def fit(
     data = model.prepare_data(data)
     transform.check_data(data)
     keys, batched = keys_from_user(key)
-    runner, stops_early = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
-                                    batched, init is not None)
+    static_completion, settings = runtime.split(completion, model)
+    runner = _compiled(model, static_completion, mstep, fixed, accelerator, runtime.trace_capacity(num_iters),
+                       tol, loglik, batched, init is not None)
+    iterations_wanted = jnp.asarray(num_iters)
     if init is None:
-        outputs = runner(keys, data)
+        outputs = runner(keys, iterations_wanted, settings, data)
     else:
-        outputs = runner(keys, model.prepare_params(init, data), data)
+        outputs = runner(keys, iterations_wanted, settings, model.prepare_params(init, data), data)
     final_params, logliks, params_trace, diagnostics, iterations, converged, stderrs = outputs
-    if not batched and stops_early:
-        length = int(iterations) + 1
-        logliks = logliks[:length]
-        stderrs = stderrs[:length]
-        params_trace = jax.tree_util.tree_map(lambda leaf: leaf[:length], params_trace)
-        diagnostics = jax.tree_util.tree_map(lambda leaf: leaf[: length - 1], diagnostics)
+    # Cut the buffers to the iterations run (one seed) or asked for (several: NaN after a seed's last).
+    # On the host: slicing on the device would compile a small program for every new length.
+    length = int(iterations) + 1 if not batched else num_iters + 1
+    logliks, stderrs = _cut(logliks, length, batched), _cut(stderrs, length, batched)
+    params_trace = jax.tree_util.tree_map(lambda leaf: _cut(leaf, length, batched), params_trace)
+    diagnostics = jax.tree_util.tree_map(lambda leaf: _cut(leaf, length - 1, batched), diagnostics)
     if not batched:
         iterations, converged = int(iterations), bool(converged)
     if isinstance(completion, Exact):
         warn_if_loglik_decreases(logliks)
     return FitResult(final_params, Trace(logliks, params_trace, diagnostics, stderrs), iterations, converged)
+
+
+def _cut(leaf, length: int, batched: bool):
+    """The first ``length`` entries of a trace buffer (along its second axis when batched), as a JAX array."""
+    array = np.asarray(leaf)
+    return jax.device_put(array[:, :length] if batched else array[:length])
 
 
 def warn_if_loglik_decreases(logliks) -> None:

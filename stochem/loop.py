@@ -1,10 +1,12 @@
-"""One EM run, traced: a ``lax.scan`` over a fixed number of iterations, or a ``lax.while_loop`` that may stop early.
+"""One EM run, traced: a ``lax.while_loop`` over at most ``num_iters`` iterations, a run-time value.
 
 The loop records, per iteration t, ℓ(θ_t) with its standard error, θ_t and what
-the completion reported (its diagnostics). A run stops early when a
-tolerance on ℓ is given (``|ℓ(θ_t) − ℓ(θ_{t−1})| <= tol``) or when the
-completion's own stopping rule fires (``info.converged``); its iterates are
-then written into buffers of length ``num_iters + 1`` (NaN after the last).
+the completion reported (its diagnostics), into buffers whose length (the
+*capacity*, :func:`stochem.runtime.trace_capacity`) is fixed when the program
+is compiled; every ``num_iters`` up to the capacity runs in the same program.
+A run stops early when a tolerance on ℓ is given (``|ℓ(θ_t) − ℓ(θ_{t−1})| <=
+tol``) or when the completion's own stopping rule fires (``info.converged``);
+entries after the last iteration are NaN.
 """
 
 from __future__ import annotations
@@ -60,9 +62,16 @@ def loglik_recorder(model, loglik, key, data, num_iters):
     return record
 
 
-def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, stops_early,
-           key, init_params, data):
-    """One EM run (traced).
+def run_em(model, completion, mstep, fixed, accelerator, capacity, tol, loglik, stops_early,
+           key, num_iters, init_params, data):
+    """One EM run (traced) of ``num_iters`` iterations at most (a run-time value, at most ``capacity``).
+
+    The iterates are written into buffers of length ``capacity + 1`` (NaN after
+    the last); the caller cuts them to ``num_iters + 1``. Iteration ``t`` uses
+    ``split(run_key, capacity)[t]`` when the run cannot stop early (with JAX's
+    default partitionable threefry these are the keys of
+    ``split(run_key, num_iters)``, whatever the capacity) and
+    ``fold_in(run_key, t)`` when it can.
 
     Returns:
         ``(params, loglik_trace, params_trace, diagnostics_trace, num_iters, converged, stderr_trace)``.
@@ -75,27 +84,14 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
     if accelerator is not None:
         algorithm = accelerator(algorithm, model, data, fixed)
     state = algorithm.init(init_params)
+    if stops_early:
+        def step_key(iteration):
+            return jax.random.fold_in(run_key, iteration)
+    else:
+        step_keys = jax.random.split(run_key, capacity)
 
-    def final_entry(params):
-        return record_loglik(num_iters, params, _exact_or_nan_stderr(observed_loglik(model, params, data)))
-
-    if not stops_early:
-
-        def body(state, step):
-            step_key, iteration = step
-            new_state, info = algorithm.step(step_key, state)
-            loglik_t, stderr_t = record_loglik(iteration, state.params, (info.loglik, info.loglik_stderr))
-            return new_state, (loglik_t, stderr_t, state.params, info.diagnostics)
-
-        steps = (jax.random.split(run_key, num_iters), jnp.arange(num_iters))
-        state, (logliks, stderrs, params, diagnostics) = jax.lax.scan(body, state, steps)
-        final_loglik, final_stderr = final_entry(state.params)
-        logliks = jnp.append(logliks, final_loglik)
-        stderrs = jnp.append(stderrs, final_stderr)
-        params = jax.tree_util.tree_map(
-            lambda stacked, last: jnp.concatenate([stacked, last[None]]), params, state.params
-        )
-        return state.params, logliks, params, diagnostics, jnp.asarray(num_iters), jnp.asarray(False), stderrs
+        def step_key(iteration):
+            return step_keys[iteration]
 
     def empty_buffer(leaf, length):
         """NaN (or 0 for integers) buffer for ``length`` copies of ``leaf`` (an array or shape struct)."""
@@ -103,11 +99,12 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
         return jnp.full((length,) + tuple(leaf.shape), fill, leaf.dtype)
 
     step_shapes = jax.eval_shape(algorithm.step, run_key, state)
+    dtype = jnp.result_type(float)
     buffers = (
-        jnp.full((num_iters + 1,), jnp.nan),
-        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, num_iters + 1), step_shapes[0].params),
-        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, num_iters), step_shapes[1].diagnostics),
-        jnp.full((num_iters + 1,), jnp.nan),
+        jnp.full((capacity + 1,), jnp.nan, dtype),
+        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, capacity + 1), step_shapes[0].params),
+        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, capacity), step_shapes[1].diagnostics),
+        jnp.full((capacity + 1,), jnp.nan, dtype),
     )
 
     def write(buffers, index, loglik, params, stderr, diagnostics=None):
@@ -129,16 +126,17 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
 
     def body(carry):
         iteration, state, previous_loglik, _, buffers = carry
-        new_state, info = algorithm.step(jax.random.fold_in(run_key, iteration), state)
+        new_state, info = algorithm.step(step_key(iteration), state)
         loglik_t, stderr_t = record_loglik(iteration, state.params, (info.loglik, info.loglik_stderr))
         buffers = write(buffers, iteration, loglik_t, state.params, stderr_t, info.diagnostics)
-        converged = jnp.asarray(info.converged)
+        converged = jnp.asarray(info.converged) if stops_early else jnp.asarray(False)
         if tol is not None:
             converged = converged | ((iteration > 0) & (jnp.abs(info.loglik - previous_loglik) <= tol))
-        return iteration + 1, new_state, info.loglik, converged, buffers
+        return iteration + 1, new_state, jnp.asarray(info.loglik, dtype), converged, buffers
 
-    start = (jnp.asarray(0), state, jnp.full((), jnp.nan, jnp.result_type(float)), jnp.asarray(False), buffers)
+    start = (jnp.asarray(0), state, jnp.full((), jnp.nan, dtype), jnp.asarray(False), buffers)
     iterations, state, _, converged, buffers = jax.lax.while_loop(keep_going, body, start)
-    final_loglik, final_stderr = final_entry(state.params)
+    final_loglik, final_stderr = record_loglik(
+        iterations, state.params, _exact_or_nan_stderr(observed_loglik(model, state.params, data)))
     logliks, params, diagnostics, stderrs = write(buffers, iterations, final_loglik, state.params, final_stderr)
     return state.params, logliks, params, diagnostics, iterations, converged, stderrs
