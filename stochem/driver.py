@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stochem import _validation, runtime
+from stochem import progress as progress_bar
 from stochem.capabilities import ClosedFormMStep, DefaultMStep, TractableLikelihood
 from stochem.completion import Exact, exact
 from stochem.keys import keys_from_user
@@ -46,7 +47,8 @@ def _default_mstep(model):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(model, completion, mstep, fixed, accelerator, capacity, tol, loglik, batched, has_init):
+def _compiled(model, completion, mstep, fixed, accelerator, capacity, tol, loglik, batched, has_init,
+              progress=False):
     """The jitted ``(keys, num_iters, settings, [init], data) -> outputs`` for a static completion.
 
     ``capacity`` is the trace buffers' length (:func:`stochem.runtime.trace_capacity`);
@@ -58,7 +60,7 @@ def _compiled(model, completion, mstep, fixed, accelerator, capacity, tol, logli
 
     def run(key, num_iters, settings, init_params, data):
         return run_em(model, runtime.join(completion, settings), mstep, fixed, accelerator, capacity, tol,
-                      loglik, stops_early, key, num_iters, init_params, data)
+                      loglik, stops_early, key, num_iters, init_params, data, progress=progress)
 
     if batched:
         per_seed = run
@@ -86,6 +88,7 @@ def fit(
     fixed=(),
     accelerator=None,
     loglik=None,
+    progress: bool = False,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by EM with the chosen completion and M-step.
 
@@ -120,6 +123,10 @@ def fit(
             every)`` to record an importance sampling estimate of ℓ(θ_t) and
             its standard error (``trace.loglik_stderr``) for numpyro models
             with continuous latent sites.
+        progress: ``True`` shows a progress bar (tqdm) that advances from
+            inside the compiled loop, about 100 times per run, once for all
+            seeds (:mod:`stochem.progress`). ``False`` (default) adds nothing
+            to the compiled program.
 
     Returns:
         A :class:`FitResult`. With a single seed the trace has length
@@ -168,15 +175,23 @@ def fit(
 
     data = model.prepare_data(data)
     transform.check_data(data)
+    if not isinstance(progress, bool):
+        raise _validation.ArgumentTypeError("progress", f"progress must be True or False, got {progress!r}.")
     keys, batched = keys_from_user(key)
     static_completion, settings = runtime.split(completion, model)
     runner = _compiled(model, static_completion, mstep, fixed, accelerator, runtime.trace_capacity(num_iters),
-                       tol, loglik, batched, init is not None)
+                       tol, loglik, batched, init is not None, progress)
     iterations_wanted = jnp.asarray(num_iters)
     if init is None:
-        outputs = runner(keys, iterations_wanted, settings, data)
+        arguments = (keys, iterations_wanted, settings, data)
     else:
-        outputs = runner(keys, iterations_wanted, settings, model.prepare_params(init, data), data)
+        arguments = (keys, iterations_wanted, settings, model.prepare_params(init, data), data)
+    if progress:
+        with progress_bar.ProgressBar(num_iters) as bar:
+            outputs = jax.block_until_ready(runner(*arguments))
+            bar.finish(int(np.max(outputs[4])))
+    else:
+        outputs = runner(*arguments)
     final_params, logliks, params_trace, diagnostics, iterations, converged, stderrs = outputs
     # Cut the buffers to the iterations run (one seed) or asked for (several: NaN after a seed's last).
     # On the host: slicing on the device would compile a small program for every new length.

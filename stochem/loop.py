@@ -14,6 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from stochem import progress as progress_bar
 from stochem.em import build, observed_loglik
 
 # The log-likelihood estimator draws from its own stream, fold_in(key, this):
@@ -63,7 +64,7 @@ def loglik_recorder(model, loglik, key, data, num_iters):
 
 
 def run_em(model, completion, mstep, fixed, accelerator, capacity, tol, loglik, stops_early,
-           key, num_iters, init_params, data):
+           key, num_iters, init_params, data, *, progress=False):
     """One EM run (traced) of ``num_iters`` iterations at most (a run-time value, at most ``capacity``).
 
     The iterates are written into buffers of length ``capacity + 1`` (NaN after
@@ -72,6 +73,9 @@ def run_em(model, completion, mstep, fixed, accelerator, capacity, tol, loglik, 
     default partitionable threefry these are the keys of
     ``split(run_key, num_iters)``, whatever the capacity) and
     ``fold_in(run_key, t)`` when it can.
+
+    With ``progress=True`` each iteration also reports its count to the open
+    progress bar (:mod:`stochem.progress`); with ``False`` nothing of it is traced.
 
     Returns:
         ``(params, loglik_trace, params_trace, diagnostics_trace, num_iters, converged, stderr_trace)``.
@@ -92,6 +96,10 @@ def run_em(model, completion, mstep, fixed, accelerator, capacity, tol, loglik, 
 
         def step_key(iteration):
             return step_keys[iteration]
+
+    def report_progress(iterations_done):
+        if progress:
+            progress_bar.report(iterations_done, progress_bar.every_for(num_iters))
 
     def empty_buffer(leaf, length):
         """NaN (or 0 for integers) buffer for ``length`` copies of ``leaf`` (an array or shape struct)."""
@@ -129,6 +137,7 @@ def run_em(model, completion, mstep, fixed, accelerator, capacity, tol, loglik, 
         new_state, info = algorithm.step(step_key(iteration), state)
         loglik_t, stderr_t = record_loglik(iteration, state.params, (info.loglik, info.loglik_stderr))
         buffers = write(buffers, iteration, loglik_t, state.params, stderr_t, info.diagnostics)
+        report_progress(iteration + 1)
         converged = jnp.asarray(info.converged) if stops_early else jnp.asarray(False)
         if tol is not None:
             converged = converged | ((iteration > 0) & (jnp.abs(info.loglik - previous_loglik) <= tol))
