@@ -25,6 +25,11 @@ protocol                    members                                            n
                             ``stats_sampler(params, data)`` -> ``(draw,        sampled standard errors
                             ℓ or None)``, ``sampled_stats(key, params,
                             data)`` -> ``(stats, ℓ or None)``
+:class:`CountedDraws`       ``sample_counts(key, params, data, S)`` ->          ``monte_carlo``,
+                            ``(w = c / S [N, L], ℓ or None)`` with ``c_n ~``    ``ascent_monte_carlo``: S draws
+                            Multinomial(S, P(m_n | o_n)); ``weighted_stats(     at a cost that does not grow
+                            data, w)``; ``counted_stats(data, w)`` ->           with S
+                            ``(T(o, w), spread)``
 :class:`ClosedFormMStep`    ``m_step(stats)`` = argmax_θ Q(θ)                  ``closed_form``, ``fit_stream``
 :class:`CompleteLikelihood`  ``complete_loglik(params, data, stats)`` = Q(θ)   ``gradient``, ``stochastic_newton``,
                             through the statistics, and ``constraints``        ``ascent_monte_carlo``,
@@ -113,6 +118,26 @@ class PosteriorSampler(Protocol):
     def stats_sampler(self, params, data): ...
 
     def sampled_stats(self, key, params, data): ...
+
+
+@runtime_checkable
+class CountedDraws(Protocol):
+    """S posterior draws per observation at once, summarized by their counts.
+
+    For models with one categorical latent per observation, independent across
+    observations given θ, whose statistics ``T(o, φ) = Σ_n T_n(o_n, φ_n)`` are
+    linear in each observation's one-hot ``φ_n`` (see
+    :mod:`stochem.completion.sampling` for the averages and standard errors
+    this gives).
+    """
+
+    counted_draws: bool
+
+    def sample_counts(self, key, params, data, num_samples): ...
+
+    def weighted_stats(self, data, weights): ...
+
+    def counted_stats(self, data, weights): ...
 
 
 @runtime_checkable
@@ -208,7 +233,7 @@ class ExplainsCapabilities(Protocol):
 
 def offers(model, capability: type) -> bool:
     """Whether ``model`` offers ``capability``; a flag (:class:`LinearStatistics`,
-    :class:`CategoricalLatents`) must also be true."""
+    :class:`CategoricalLatents`, :class:`CountedDraws`) must also be true."""
     if not isinstance(model, capability):
         return False
     # Flags that must also be true: a model may offer these for some of its settings only.
@@ -216,6 +241,8 @@ def offers(model, capability: type) -> bool:
         return bool(model.linear_statistics)
     if capability is CategoricalLatents:
         return bool(model.categorical_latents)
+    if capability is CountedDraws:
+        return bool(model.counted_draws)
     return True
 
 

@@ -1,12 +1,15 @@
 """The driver: ``fit`` checks its arguments, then runs EM compiled, for one seed or many seeds at once.
 
-The whole loop runs inside one ``jax.jit`` (:mod:`stochem.loop`): ``lax.scan``
-for a fixed number of iterations, or ``lax.while_loop`` when a tolerance or a
-completion's stopping rule may stop it early. Several seeds run under
+The whole loop runs inside one ``jax.jit`` (:mod:`stochem.loop`), a
+``lax.while_loop`` that runs ``num_iters`` iterations or stops early on a
+tolerance or a completion's stopping rule. Several seeds run under
 ``jax.vmap`` in the same compiled program, shared out over the devices when
 there are several (:mod:`stochem.seeds`). The compiled program is cached on
 the (hashable) model, completion, M-step and loop settings, so a second call
-with the same shapes does not retrace.
+with the same shapes does not retrace; ``num_iters`` and a completion's
+run-time settings (the sample count of ``monte_carlo(S)`` on a model that draws
+counts) are values passed to the program, so changing them does not
+recompile either (:mod:`stochem.runtime`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stochem import _validation
+from stochem import _validation, runtime
 from stochem import weights as sample_weights
 from stochem import progress as progress_bar
 from stochem.capabilities import ClosedFormMStep, DefaultMStep, TractableLikelihood
@@ -50,18 +53,32 @@ def _default_mstep(model):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, batched, has_init,
+def _compiled(model, completion, mstep, fixed, accelerator, capacity, tol, loglik, batched, has_init,
               progress=False):
+    """The jitted ``(keys, num_iters, settings, [init], data) -> outputs`` for a static completion.
+
+    ``capacity`` is the trace buffers' length (:func:`stochem.runtime.trace_capacity`);
+    ``num_iters`` and the completion's run-time ``settings`` are arguments of
+    the program, so changing them does not recompile.
+    """
     transform = completion(model)
-    # With no iteration to run there is nothing to stop (and no step to write a buffer for).
-    stops_early = (tol is not None or transform.stops_early) and num_iters > 0
-    run = functools.partial(run_em, model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
-                            stops_early, progress=progress)
+    stops_early = tol is not None or transform.stops_early
+
+    def run(key, num_iters, settings, init_params, data):
+        return run_em(model, runtime.join(completion, settings), mstep, fixed, accelerator, capacity, tol,
+                      loglik, stops_early, key, num_iters, init_params, data, progress=progress)
+
     if batched:
-        run = spread_over_devices(run) if transform.vmap_seeds else map_over_seeds(run)
+        per_seed = run
+        spread = spread_over_devices if transform.vmap_seeds else map_over_seeds
+
+        def run(keys, num_iters, settings, init_params, data):
+            return spread(lambda key, init, batch_data: per_seed(key, num_iters, settings, init, batch_data))(
+                keys, init_params, data)
+
     if has_init:
-        return jax.jit(run), stops_early
-    return jax.jit(lambda key, data: run(key, None, data)), stops_early
+        return jax.jit(run)
+    return jax.jit(lambda keys, num_iters, settings, data: run(keys, num_iters, settings, None, data))
 
 
 def fit(
@@ -198,9 +215,14 @@ def fit(
     transform.check_data(data)
     if not isinstance(progress, bool):
         raise _validation.ArgumentTypeError("progress", f"progress must be True or False, got {progress!r}.")
-    runner, stops_early = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
-                                    batched, init is not None, progress)
-    arguments = (keys, data) if init is None else (keys, init_params, data)
+    static_completion, settings = runtime.split(completion, model)
+    runner = _compiled(model, static_completion, mstep, fixed, accelerator, runtime.trace_capacity(num_iters),
+                       tol, loglik, batched, init is not None, progress)
+    iterations_wanted = jnp.asarray(num_iters)
+    if init is None:
+        arguments = (keys, iterations_wanted, settings, data)
+    else:
+        arguments = (keys, iterations_wanted, settings, init_params, data)
     if progress:
         with progress_bar.ProgressBar(num_iters) as bar:
             outputs = jax.block_until_ready(runner(*arguments))
@@ -209,12 +231,14 @@ def fit(
         outputs = runner(*arguments)
     final_params, records, params_trace, diagnostics, iterations, converged, failure, failed_at = outputs
     failure, failed_at = np.asarray(failure), np.asarray(failed_at)
-    if not batched and (stops_early or failed_at >= 0):
-        # Entries 0..t; a failed run also keeps the failed step's diagnostics (entry t).
-        length = int(iterations) + 1
-        records = jax.tree_util.tree_map(lambda leaf: leaf[:length], records)
-        params_trace = jax.tree_util.tree_map(lambda leaf: leaf[:length], params_trace)
-        diagnostics = jax.tree_util.tree_map(lambda leaf: leaf[: length - (failed_at < 0)], diagnostics)
+    # Cut the buffers to the iterations run (one seed) or asked for (several: NaN after a seed's last);
+    # a failed run also keeps the failed step's diagnostics (entry t). On the host: slicing on the
+    # device would compile a small program for every new length.
+    length = int(iterations) + 1 if not batched else num_iters + 1
+    records = jax.tree_util.tree_map(lambda leaf: _cut(leaf, length, batched), records)
+    params_trace = jax.tree_util.tree_map(lambda leaf: _cut(leaf, length, batched), params_trace)
+    num_diagnostics = length - 1 + int(not batched and failed_at >= 0)
+    diagnostics = jax.tree_util.tree_map(lambda leaf: _cut(leaf, num_diagnostics, batched), diagnostics)
     if not batched:
         iterations, converged = int(iterations), bool(converged)
     if isinstance(completion, Exact):
@@ -265,6 +289,12 @@ def warn_if_loglik_unreliable(pareto_k) -> None:
             f"{PARETO_K_THRESHOLD}, largest {np.nanmax(pareto_k):.2f}; first at trace index {where}); their "
             "standard error is reported as inf. Use more importance samples (num_samples) or more MCMC draws.",
             RuntimeWarning, stacklevel=3)
+
+
+def _cut(leaf, length: int, batched: bool):
+    """The first ``length`` entries of a trace buffer (along its second axis when batched), as a JAX array."""
+    array = np.asarray(leaf)
+    return jax.device_put(array[:, :length] if batched else array[:length])
 
 
 def warn_if_loglik_decreases(logliks) -> None:

@@ -1,11 +1,12 @@
-"""One EM run, traced: a ``lax.scan`` over a fixed number of iterations, or a ``lax.while_loop`` that may stop early.
+"""One EM run, traced: a ``lax.while_loop`` over at most ``num_iters`` iterations, a run-time value.
 
 The loop records, per iteration t, ℓ(θ_t) with its standard error, θ_t and what
-the completion reported (its diagnostics). A run stops early when a
-tolerance is given or when the completion's own stopping rule fires
-(``info.converged``); its iterates are then written into buffers of length
-``num_iters + 1`` (NaN after the last). The tolerance rule depends on the
-completion:
+the completion reported (its diagnostics), into buffers whose length (the
+*capacity*, :func:`stochem.runtime.trace_capacity`) is fixed when the program
+is compiled; every ``num_iters`` up to the capacity runs in the same program.
+A run stops early when a tolerance is given or when the completion's own
+stopping rule fires (``info.converged``); entries after the last iteration are
+NaN. The tolerance rule depends on the completion:
 
 * exact completion: ``|ℓ(θ_t) − ℓ(θ_{t−1})| <= tol`` (EM's ℓ increases
   monotonically, so its change measures the distance left);
@@ -111,9 +112,16 @@ def relative_change(old, new):
     return jnp.max(jnp.stack(changes)) if changes else jnp.zeros(())
 
 
-def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, stops_early,
-           key, init_params, data, *, progress=False):
-    """One EM run (traced).
+def run_em(model, completion, mstep, fixed, accelerator, capacity, tol, loglik, stops_early,
+           key, num_iters, init_params, data, *, progress=False):
+    """One EM run (traced) of ``num_iters`` iterations at most (a run-time value, at most ``capacity``).
+
+    The iterates are written into buffers of length ``capacity + 1`` (NaN after
+    the last); the caller cuts them to ``num_iters + 1``. Iteration ``t`` uses
+    ``split(run_key, capacity)[t]`` when the run cannot stop early (with JAX's
+    default partitionable threefry these are the keys of
+    ``split(run_key, num_iters)``, whatever the capacity) and
+    ``fold_in(run_key, t)`` when it can.
 
     A step that reports a failure (``EMInfo.failure != 0``: non-finite θ or ℓ,
     a failed E-step) ends the run: its input θ_t, ℓ(θ_t) and diagnostics are
@@ -162,32 +170,14 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
     def nan_params(params):
         return _filled(jax.eval_shape(lambda: params))
 
-    if not stops_early:
+    if stops_early:
+        def step_key(iteration):
+            return jax.random.fold_in(run_key, iteration)
+    else:
+        step_keys = jax.random.split(run_key, capacity)
 
-        def body(carry, step):
-            state, failure, failed_at = carry
-            step_key, iteration = step
-            active = failure == 0
-            new_state, info = jax.lax.cond(active, lambda: algorithm.step(step_key, state),
-                                           lambda: (state, _filled(step_shapes[1])))
-            failure = jnp.where(active, info.failure, failure)
-            failed_at = jnp.where(active & (info.failure != 0), iteration, failed_at)
-            new_state = _tree_where(failure == 0, new_state, state)
-            recorded = _tree_where(active, state.params, nan_params(state.params))
-            report_progress(iteration + 1)
-            return (new_state, failure, failed_at), (record_loglik(iteration, state.params, info, active),
-                                                     recorded, info.diagnostics)
-
-        steps = (jax.random.split(run_key, num_iters), jnp.arange(num_iters))
-        (state, failure, failed_at), (records, params, diagnostics) = jax.lax.scan(
-            body, (state, no_failure, not_failed), steps)
-        active = failure == 0
-        records = jax.tree_util.tree_map(lambda stacked, last: jnp.append(stacked, last), records,
-                                         final_entry(state, active))
-        last = _tree_where(active, state.params, nan_params(state.params))
-        params = jax.tree_util.tree_map(lambda stacked, end: jnp.concatenate([stacked, end[None]]), params, last)
-        iterations = jnp.where(active, num_iters, failed_at)
-        return state.params, records, params, diagnostics, iterations, jnp.asarray(False), failure, failed_at
+        def step_key(iteration):
+            return step_keys[iteration]
 
     def empty_buffer(leaf, length):
         """NaN (or 0 for integers) buffer for ``length`` copies of ``leaf`` (an array or shape struct)."""
@@ -196,9 +186,9 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
 
     dtype = jnp.result_type(float)
     buffers = (
-        LoglikRecord(*(jnp.full((num_iters + 1,), jnp.nan, dtype) for _ in range(3))),
-        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, num_iters + 1), step_shapes[0].params),
-        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, num_iters), step_shapes[1].diagnostics),
+        LoglikRecord(*(jnp.full((capacity + 1,), jnp.nan, dtype) for _ in range(3))),
+        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, capacity + 1), step_shapes[0].params),
+        jax.tree_util.tree_map(lambda leaf: empty_buffer(leaf, capacity), step_shapes[1].diagnostics),
     )
 
     def set_at(buffer, index, value):
@@ -216,11 +206,11 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
 
     def body(carry):
         iteration, state, previous_loglik, streak, _, _, buffers = carry
-        new_state, info = algorithm.step(jax.random.fold_in(run_key, iteration), state)
+        new_state, info = algorithm.step(step_key(iteration), state)
         buffers = write(buffers, iteration, record_loglik(iteration, state.params, info), state.params,
                         info.diagnostics)
         failure = info.failure
-        converged = jnp.asarray(info.converged)
+        converged = jnp.asarray(info.converged) if stops_early else jnp.asarray(False)
         if tol is not None and sampled:
             small = relative_change(state.params, new_state.params) <= tol
             streak = jnp.where(small, streak + 1, 0)
@@ -229,7 +219,7 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
             converged = converged | ((iteration > 0) & (jnp.abs(info.loglik - previous_loglik) <= tol))
         new_state = _tree_where(failure == 0, new_state, state)
         report_progress(iteration + 1)
-        return iteration + 1, new_state, info.loglik, streak, converged & (failure == 0), failure, buffers
+        return iteration + 1, new_state, jnp.asarray(info.loglik, dtype), streak, converged & (failure == 0), failure, buffers
 
     start = (jnp.asarray(0), state, jnp.full((), jnp.nan, dtype), jnp.asarray(0), jnp.asarray(False), no_failure,
              buffers)

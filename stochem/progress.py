@@ -35,9 +35,12 @@ _lock = threading.Lock()
 _open_bars: list = []
 
 
-def every_for(num_iters) -> int:
-    """Iterations between two reports: about :data:`_UPDATES` reports per run, at least 1."""
-    return max(1, num_iters // _UPDATES)
+def every_for(num_iters):
+    """Iterations between two reports: about :data:`_UPDATES` reports per run, at least 1.
+
+    ``num_iters`` may be traced (it is a run-time value of the compiled loop).
+    """
+    return jnp.maximum(1, num_iters // _UPDATES)
 
 
 def _advance(iterations) -> None:

@@ -2,11 +2,17 @@
 
 For each model and each public completion it supports (the model's declared
 capabilities decide, :mod:`stochem.capabilities`): the compiled loop gives
-finite results of the right shapes, a second call with other seeds and another
-start does not retrace, ``complete_loglik`` is the log joint through the
-statistics (up to a θ-free term), and seeded default initializations are valid
-parameters.
+finite results of the right shapes, a second call with other seeds, another
+start and another ``num_iters`` (0 included) does not retrace, nor does another
+sample count of ``monte_carlo`` on a model that draws counts;
+``complete_loglik`` is the log joint through the statistics (up to a θ-free
+term), and seeded default initializations are valid parameters.
+
+Each pair compiles one program (seeds batched, start given); the starts come
+from the model's own initialization, compiled once per model.
 """
+
+import functools
 
 import jax
 import numpy as np
@@ -89,23 +95,40 @@ def _mstep(model):
     return None if isinstance(model, se.capabilities.ClosedFormMStep) else LBFGS
 
 
+@functools.lru_cache(maxsize=None)
+def default_start(case_name, seed):
+    """The model's documented seeded start (its ``init_params``), compiled once per model."""
+    model, data = ALL_CASES[case_name]
+    init = jax.jit(type(model).init_params, static_argnums=0)
+    return init(model, jax.random.key(seed), model.prepare_data(data))
+
+
 @pytest.mark.parametrize("case_name, completion_name", PAIRS)
 def test_compiled_fit_is_finite_shaped_and_cached(case_name, completion_name):
     model, data = ALL_CASES[case_name]
     completion = COMPLETIONS[completion_name]
     mstep = _mstep(model)
-    start = se.fit(model, data, completion=completion, num_iters=0, key=11, mstep=mstep).params
+    start = default_start(case_name, 11)
     result = se.fit(model, data, completion=completion, mstep=mstep, init=start, num_iters=3, key=[0, 1])
     for final, initial in zip(result.params, start):
         assert np.shape(final) == (2,) + np.shape(initial)
         assert np.isfinite(final).all()
+    assert np.shape(result.trace.loglik) == (2, 4)
     if isinstance(model, se.capabilities.TractableLikelihood):
         logliks = np.asarray(result.trace.loglik)
         assert np.isfinite(logliks[np.arange(2), np.asarray(result.num_iters)]).all()
-    other_start = se.fit(model, data, completion=completion, num_iters=0, key=12, mstep=mstep).params
+    other_start = default_start(case_name, 12)
     with count_traces() as counted:
-        se.fit(model, data, completion=completion, mstep=mstep, init=other_start, num_iters=3, key=[5, 6])
+        again = se.fit(model, data, completion=completion, mstep=mstep, init=other_start, num_iters=2, key=[5, 6])
+        unmoved = se.fit(model, data, completion=completion, mstep=mstep, init=other_start, num_iters=0,
+                         key=[5, 6])
+        if completion_name == "monte_carlo" and isinstance(model, se.capabilities.CountedDraws):
+            se.fit(model, data, completion=se.monte_carlo(7), mstep=mstep, init=other_start, num_iters=3,
+                   key=[5, 6])
     assert counted.traces == 0
+    assert np.shape(again.trace.loglik) == (2, 3) and np.shape(unmoved.trace.loglik) == (2, 1)
+    for kept, initial in zip(unmoved.params, other_start):
+        np.testing.assert_array_equal(kept, np.broadcast_to(initial, (2,) + np.shape(initial)))
 
 
 @pytest.fixture(params=sorted(CASES))

@@ -108,6 +108,22 @@ def test_second_call_with_same_shapes_does_not_retrace():
     assert counted.traces == 0
 
 
+def test_new_num_iters_or_sample_count_reuses_the_compiled_program():
+    """num_iters (up to the trace capacity) and monte_carlo's S on a model that draws counts are
+    run-time values: no retrace, and a longer run starts with the shorter one (the same keys)."""
+    model = se.models.BinomialMixture(num_components=2, num_trials=12)
+    short = se.fit(model, HEADS, completion=se.monte_carlo(5), init=START, num_iters=4, key=[0, 1])
+    with count_traces() as counted:
+        longer = se.fit(model, HEADS, completion=se.monte_carlo(5), init=START, num_iters=11, key=[0, 1])
+        more = se.fit(model, HEADS, completion=se.monte_carlo(500), init=START, num_iters=4, key=[0, 1])
+    assert counted.traces == 0
+    assert longer.trace.loglik.shape == (2, 12) and longer.trace.diagnostics.num_samples.shape == (2, 11)
+    np.testing.assert_array_equal(longer.trace.params.probs[:, :5], short.trace.params.probs)
+    np.testing.assert_array_equal(more.trace.diagnostics.num_samples, 500)
+    assert np.asarray(more.trace.diagnostics.stats_stderr.heads).max() < np.asarray(
+        short.trace.diagnostics.stats_stderr.heads).max()
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     heads=st.lists(st.integers(0, 10), min_size=3, max_size=12),

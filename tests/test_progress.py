@@ -56,13 +56,13 @@ def _program_text(monkeypatch, progress_on: bool) -> str:
     compiled = driver._compiled
 
     def catching(*args, **kwargs):
-        runner, stops_early = compiled(*args, **kwargs)
+        runner = compiled(*args, **kwargs)
 
         def run(*arguments):
             caught["text"] = runner.lower(*arguments).as_text()
             return runner(*arguments)
 
-        return run, stops_early
+        return run
 
     with monkeypatch.context() as patch:
         patch.setattr(driver, "_compiled", catching)

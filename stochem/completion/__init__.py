@@ -13,7 +13,7 @@ from stochem.completion.group_metropolis import (
 from stochem.completion.mcmc import Mcmc, McmcDiagnostics, McmcState, mcmc
 from stochem.completion.monte_carlo import MonteCarlo, MonteCarloState, SamplingDiagnostics, geometric_samples, monte_carlo
 from stochem.completion.online import Minibatch, minibatch, online_em
-from stochem.completion.sampling import DrawnStats, draw_stats, sampled_stats
+from stochem.completion.sampling import CountedStats, DrawnStats, counted_draws, draw_average, draw_stats, sampled_stats
 from stochem.completion.stochastic_approximation import (
     RobbinsMonro,
     RobbinsMonroState,
@@ -51,11 +51,14 @@ __all__ = [
     "robbins_monro",
     "saem",
     "saem_step_size",
+    "CountedStats",
     "DrawnStats",
     "Exact",
     "MonteCarlo",
     "MonteCarloState",
     "SamplingDiagnostics",
+    "counted_draws",
+    "draw_average",
     "draw_stats",
     "exact",
     "geometric_samples",

@@ -15,7 +15,12 @@ stochem applies the rule to the *next* draw rather than re-drawing the step
 just taken (which would need the M-step inside the E-step), so a step is
 never rejected; the sample-size path and the stopping rule are Caffo et al.'s.
 Sample counts live in a bounded buffer (see :mod:`stochem.completion.sampling`),
-so growing the sample never recompiles.
+so growing the sample never recompiles. Models that draw counts
+(:class:`stochem.capabilities.CountedDraws`) need no buffer: ``ΔQ̂`` and its
+spread come from the counts kept from the previous step (Q is affine in the
+statistics, so ``ΔQ_s`` is a sum over observations of terms fixed by each
+observation's label; :meth:`~stochem.completion.sampling.CountedStats.linear_moments`),
+and an iteration costs about the same for any S.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from scipy import stats as scipy_stats
 from stochem import _validation
 from stochem.base import CompletionTransform, completion_info
 from stochem.capabilities import CompleteLikelihood, PosteriorSampler, require
-from stochem.completion.sampling import DrawnStats, draw_stats
+from stochem.completion.sampling import draw_average
 
 
 class AscentDiagnostics(NamedTuple):
@@ -49,7 +54,7 @@ class AscentDiagnostics(NamedTuple):
 
 class AscentState(NamedTuple):
     previous_params: Any
-    previous_draws: DrawnStats
+    previous_draws: Any  # DrawnStats or CountedStats (stochem.completion.sampling)
     next_num_samples: Any
     count: Any
 
@@ -90,19 +95,16 @@ class AscentMonteCarlo:
             """ΔQ̂ of the step previous_params → params over the draws at previous_params."""
             drawn = state.previous_draws
 
-            def per_draw(stats):
+            def change(stats):
                 return (model.complete_loglik(params, data, stats)
                         - model.complete_loglik(state.previous_params, data, stats))
 
-            differences = jnp.where(drawn.mask(), jax.vmap(per_draw)(drawn.per_draw), 0.0)
-            count = jnp.asarray(drawn.num_samples, float)
-            mean = jnp.sum(differences) / count
-            variance = jnp.sum(jnp.where(drawn.mask(), (differences - mean) ** 2, 0.0)) / (count - 1.0)
-            return mean, variance, jnp.sqrt(variance / count)
+            mean, variance = drawn.linear_moments(model, data, change)
+            return mean, variance, jnp.sqrt(variance / jnp.asarray(drawn.num_samples, float))
 
         def init(params, data):
             key = jax.random.key(0)
-            drawn = jax.eval_shape(lambda: draw_stats(model, key, params, data, 2, max_samples))
+            drawn = jax.eval_shape(lambda: draw_average(model, key, params, data, 2, max_samples))
             empty = optax.tree_utils.tree_zeros_like(drawn)
             return AscentState(params, empty, jnp.asarray(self.initial_samples), jnp.asarray(0))
 
@@ -117,7 +119,7 @@ class AscentMonteCarlo:
             num_samples = jnp.clip(jnp.where(first, current, adapted), 2, max_samples)
             converged = ~first & (upper < tol)
 
-            drawn = draw_stats(model, key, params, data, num_samples, max_samples)
+            drawn = draw_average(model, key, params, data, num_samples, max_samples)
             nan = jnp.asarray(jnp.nan)
             diagnostics = AscentDiagnostics(
                 num_samples=jnp.asarray(drawn.num_samples),

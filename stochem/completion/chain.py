@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import jax
 
+from stochem import runtime
 from stochem.base import CompletionTransform
 
 
@@ -36,6 +37,14 @@ class Chain:
 
     completion: Any
     transforms: tuple
+
+    def split_runtime(self, model):
+        """The inner completion's run-time settings (:mod:`stochem.runtime`); the transforms are static."""
+        static, values = runtime.split(self.completion, model)
+        return Chain(static, self.transforms), values
+
+    def join_runtime(self, values):
+        return Chain(runtime.join(self.completion, values), self.transforms)
 
     def __call__(self, model) -> CompletionTransform:
         inner = self.completion(model)

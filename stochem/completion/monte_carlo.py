@@ -9,6 +9,14 @@ statistics::
 ``S = 1`` is stochastic EM (Celeux & Diebolt 1985); large ``S`` is Monte Carlo
 EM (Wei & Tanner 1990). ``S`` may follow a schedule over iterations, e.g.
 geometric growth (:func:`geometric_samples`).
+
+Models with one categorical latent per observation (mixtures, the dice
+models, enumerated numpyro models: :class:`stochem.capabilities.CountedDraws`)
+draw each observation's S labels as one multinomial count vector, so an
+iteration costs about the same for any ``S`` (see
+:mod:`stochem.completion.sampling`); the average has exactly the distribution
+of the average of S explicit draws, but the random numbers differ from those
+of explicit draws.
 """
 
 from __future__ import annotations
@@ -18,10 +26,10 @@ from typing import Any, Callable, NamedTuple
 
 import jax.numpy as jnp
 
-from stochem import _validation
+from stochem import _validation, runtime
 from stochem.base import CompletionTransform, completion_info
-from stochem.capabilities import PosteriorSampler, require
-from stochem.completion.sampling import draw_stats
+from stochem.capabilities import CountedDraws, PosteriorSampler, offers, require
+from stochem.completion.sampling import draw_average
 
 
 class SamplingDiagnostics(NamedTuple):
@@ -76,6 +84,19 @@ class MonteCarlo:
         object.__setattr__(self, "num_samples", num_samples)
         object.__setattr__(self, "max_samples", max_samples)
 
+    def split_runtime(self, model):
+        """A fixed count on a model that draws counts is a run-time value (:mod:`stochem.runtime`):
+        its arrays do not depend on it, so a sweep over S runs one program."""
+        if callable(self.num_samples) or not offers(model, CountedDraws):
+            return self, ()
+        static = runtime.replace_unchecked(self, num_samples=runtime.RUNTIME, max_samples=runtime.RUNTIME)
+        return static, jnp.asarray(self.num_samples)
+
+    def join_runtime(self, values):
+        if self.num_samples is not runtime.RUNTIME:
+            return self
+        return runtime.replace_unchecked(self, num_samples=values, max_samples=values)
+
     def __call__(self, model) -> CompletionTransform:
         require(model, PosteriorSampler, "completion=monte_carlo(...)",
                 "Use completion=mcmc(num_samples) to sample it by MCMC.")
@@ -87,7 +108,7 @@ class MonteCarlo:
 
         def update(key, params, data, state):
             num_samples = schedule(state.count) if callable(schedule) else schedule
-            drawn = draw_stats(model, key, params, data, num_samples, max_samples)
+            drawn = draw_average(model, key, params, data, num_samples, max_samples)
             info = completion_info(drawn.loglik, diagnostics=sampling_diagnostics(drawn))
             return drawn.mean(), MonteCarloState(state.count + 1), info
 

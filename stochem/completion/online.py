@@ -20,7 +20,7 @@ import jax
 
 import numpy as np
 
-from stochem import _validation
+from stochem import _validation, runtime
 from stochem.base import CompletionTransform
 from stochem.capabilities import RowData, require
 from stochem.completion.chain import chain
@@ -43,6 +43,14 @@ class Minibatch:
 
     def __post_init__(self):
         _validation.as_int("batch_size", self.batch_size, minimum=1)
+
+    def split_runtime(self, model):
+        """The inner completion's run-time settings (:mod:`stochem.runtime`)."""
+        static, values = runtime.split(self.completion, model)
+        return runtime.replace_unchecked(self, completion=static), values
+
+    def join_runtime(self, values):
+        return runtime.replace_unchecked(self, completion=runtime.join(self.completion, values))
 
     def __call__(self, model) -> CompletionTransform:
         require(model, RowData, "minibatch(...) and online_em(...)")

@@ -15,7 +15,12 @@ tied        [D, D]       Σ_n (Σ_k φ_nk) x_n x_nᵀ  [D, D]     Σ = (S2 − �
 ==========  ===========  ==================================  ==========================================
 
 The second moments are *raw* (not centred), so statistics of separate blocks
-of data add up. The second moments have the same shape as the covariances.
+of data add up. For the counts of sampled completions
+(:class:`stochem.capabilities.CountedDraws`) each structure also gives the
+*spread* of its second moments, ``Σ_n [Σ_l w_nl t_nl² − (Σ_l w_nl t_nl)²]``
+entry by entry: an entry of component ``k`` gets ``t_nl = 1[l = k] g(x_n)``, so
+its spread is ``Σ_n w_nk (1 − w_nk) g(x_n)²`` (``g = x_d x_e``, ``x_d²`` or
+``‖x‖²``); the tied entries do not depend on the label and spread 0. The second moments have the same shape as the covariances.
 Each is a matrix product over the data axis (``Σ_n (φ_nk x_n) x_nᵀ``,
 ``Σ_n φ_nk x_nd²``, ...), computed in the *column layout* ``xᵀ [D, N]``,
 ``φᵀ [K, N]`` that the blocked passes of :mod:`stochem.models.gaussian_mixture`
@@ -207,6 +212,10 @@ class Full:
         """This structure's second moments from per-component matrices ``Σ_n φ_nk E[x_n x_nᵀ]`` ``[K, D, D]``."""
         return second_moments
 
+    def second_moments_spread_columns(self, points_t, spread_t):
+        """``Σ_n v_kn x_nd² x_ne²``, ``v = w (1 − w)``: the spread of ``S2_k`` (only label ``k`` adds to it)."""
+        return _weighted_outer_sums(points_t * points_t, spread_t)
+
     def m_step(self, padded_counts, means, second_moments, reg_covar):
         covariances = second_moments / padded_counts[:, None, None] - _outer(means)
         return _symmetrize(covariances) + reg_covar * jnp.eye(means.shape[-1])
@@ -268,6 +277,11 @@ class Diag:
         """The diagonals of per-component matrices ``[K, D, D]``, ``[K, D]``."""
         return jnp.diagonal(second_moments, axis1=-2, axis2=-1)
 
+    def second_moments_spread_columns(self, points_t, spread_t):
+        """``Σ_n v_kn x_nd⁴``, ``v = w (1 − w)``: the spread of ``S2_kd``."""
+        squares = points_t * points_t
+        return contract_points(spread_t, squares * squares)
+
     def m_step(self, padded_counts, means, second_moments, reg_covar):
         return second_moments / padded_counts[:, None] - means**2 + reg_covar
 
@@ -325,6 +339,11 @@ class Spherical(Diag):
         """The traces of per-component matrices ``[K, D, D]``, ``[K]``."""
         return jnp.trace(second_moments, axis1=-2, axis2=-1)
 
+    def second_moments_spread_columns(self, points_t, spread_t):
+        """``Σ_n v_kn ‖x_n‖⁴``, ``v = w (1 − w)``: the spread of ``S2_k``."""
+        norms = jnp.sum(points_t * points_t, axis=0)
+        return spread_t @ (norms * norms)
+
     def m_step(self, padded_counts, means, second_moments, reg_covar):
         num_features = means.shape[-1]
         return (second_moments / padded_counts - jnp.sum(means**2, axis=-1)) / num_features + reg_covar
@@ -368,6 +387,11 @@ class Tied:
     def from_matrices(self, second_moments):
         """The sum over components of per-component matrices ``[K, D, D]``, ``[D, D]``."""
         return jnp.sum(second_moments, axis=0)
+
+    def second_moments_spread_columns(self, points_t, spread_t):
+        """Zero: ``Σ_n (Σ_k φ_nk) x_n x_nᵀ`` is the same for every label (``Σ_k φ_nk = 1``)."""
+        num_features = points_t.shape[0]
+        return jnp.zeros((num_features, num_features), points_t.dtype)
 
     def m_step(self, padded_counts, means, second_moments, reg_covar):
         between = jnp.einsum("k,kd,ke->de", padded_counts, means, means)

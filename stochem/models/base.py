@@ -35,6 +35,10 @@ from numpyro.distributions.transforms import biject_to
 from stochem import _validation
 from stochem import rows as row_data
 from stochem import weights as sample_weights
+from stochem.multinomial import multinomial
+
+# Rows whose per-value statistics are held at once by the generic spread of CountedDrawsBase.
+_SPREAD_ROWS = 256
 
 
 class ModelBase:
@@ -125,7 +129,57 @@ class AcceptsSampleWeights:
         return sample_weights.Weighted(data, weights)
 
 
-class FiniteLatentModel(ModelBase):
+
+
+class CountedDrawsBase:
+    """S draws per observation as counts (:class:`stochem.capabilities.CountedDraws`), for one
+    categorical latent per observation, independent across observations given θ.
+
+    A subclass supplies ``posterior_and_loglik(params, data) -> ([N, L], ℓ or None)``
+    and ``weighted_stats(data, φ)``, linear in the weights ``φ`` ``[N, L]`` and a
+    sum over rows of terms that each depend on one row of ``φ``. Then:
+
+    * ``sample_counts`` draws ``c_n ~ Multinomial(S, P(m_n | o_n; θ))``
+      (:func:`stochem.multinomial.multinomial`) and returns ``w = c / S``;
+    * ``counted_stats(data, w)`` returns ``T(o, w)`` (the average of the S
+      draws' statistics) and the *spread*, entry by entry,
+      ``Σ_n [Σ_l w_nl t_nl² − (Σ_l w_nl t_nl)²]`` with ``t_nl`` the statistics of
+      row ``n`` with latent value ``l`` (``weighted_stats`` of that row and a
+      one-hot weight). This generic spread evaluates every ``t_nl``, a few rows
+      at a time; a model with many statistics writes its own.
+    """
+
+    counted_draws = True  # the flag of the capability (a subclass may offer it for some settings only)
+
+    def sample_counts(self, key, params, data, num_samples):
+        """``(c / S [N, L], ℓ(θ) or None)`` with ``c_n ~ Multinomial(S, P(m_n | o_n; θ))`` independently."""
+        posterior, loglik = self.posterior_and_loglik(params, data)
+        counts = multinomial(key, num_samples, posterior)
+        return counts / jnp.asarray(num_samples, counts.dtype), loglik
+
+    def counted_stats(self, data, weights):
+        """``(T(o, w), Σ_n [Σ_l w_nl t_nl² − (Σ_l w_nl t_nl)²])``, the spread entry by entry."""
+        return self.weighted_stats(data, weights), self._spread_by_rows(data, weights)
+
+    def _spread_by_rows(self, data, weights):
+        basis = jnp.eye(weights.shape[-1], dtype=weights.dtype)
+
+        def one_row(row_and_weights):
+            row, row_weights = row_and_weights
+            row = jax.tree_util.tree_map(lambda leaf: leaf[None], row)
+            per_value = jax.vmap(lambda one_hot: self.weighted_stats(row, one_hot[None]))(basis)
+
+            def spread(values):
+                mean = jnp.tensordot(row_weights, values, axes=1)
+                return jnp.tensordot(row_weights, values * values, axes=1) - mean * mean
+
+            return jax.tree_util.tree_map(spread, per_value)
+
+        spreads = jax.lax.map(one_row, (data, weights), batch_size=_SPREAD_ROWS)
+        return jax.tree_util.tree_map(lambda leaf: jnp.sum(leaf, axis=0), spreads)
+
+
+class FiniteLatentModel(CountedDrawsBase, ModelBase):
     """Mixin for models whose latent variable per observation takes L values.
 
     A subclass writes ``log_joint_table(params, data)``: the array
@@ -135,7 +189,8 @@ class FiniteLatentModel(ModelBase):
     * posterior ``P(m_n = l | o_n) = softmax_l(table)``,
     * ``ℓ(θ) = Σ_n logsumexp_l(table)``,
     * exact statistics ``T(o, posterior)``, sampled statistics ``T(o, one_hot(draw))``,
-    * ``log p(o, m) = Σ_n Σ_l φ_nl · table_nl``.
+    * ``log p(o, m) = Σ_n Σ_l φ_nl · table_nl``,
+    * S draws per observation at once as multinomial counts (:class:`CountedDrawsBase`).
     """
 
     linear_statistics = True
@@ -169,12 +224,16 @@ class FiniteLatentModel(ModelBase):
         """The statistics of latent weights ``[N, L]``: ``suff_stats`` itself, linear in them."""
         return self.suff_stats(data, weights)
 
-    def expected_stats_and_loglik(self, params, data):
-        """``(E[T(o, m) | o; θ], ℓ(θ))`` from one evaluation of the log-joint table."""
+    def posterior_and_loglik(self, params, data):
+        """``(P(m_n = l | o_n; θ) [N, L], ℓ(θ))`` from one evaluation of the log-joint table."""
         table = self.log_joint_table(params, data)
         log_normalizer = jax.scipy.special.logsumexp(table, axis=-1, keepdims=True)
-        posterior = jnp.exp(table - log_normalizer)
-        return self.suff_stats(data, posterior), jnp.sum(log_normalizer)
+        return jnp.exp(table - log_normalizer), jnp.sum(log_normalizer)
+
+    def expected_stats_and_loglik(self, params, data):
+        """``(E[T(o, m) | o; θ], ℓ(θ))`` from one evaluation of the log-joint table."""
+        posterior, loglik = self.posterior_and_loglik(params, data)
+        return self.suff_stats(data, posterior), loglik
 
     def sample_latent(self, key, params, data):
         """One draw ``m_n ~ P(m_n | o_n; θ)`` per observation, one-hot, shape ``[N, L]``."""

@@ -34,6 +34,7 @@ from stochem.models._blocks import block_size_for, map_and_sum_blocks, sum_block
 from stochem.models.base import AcceptsSampleWeights, FiniteLatentModel, ModelBase
 from stochem.models.missing_gaussian import MissingGaussianData
 from stochem.models.symmetry import Symmetry
+from stochem.multinomial import multinomial
 
 COVARIANCE_TYPES = tuple(_gaussian.STRUCTURES)
 INIT_METHODS = ("kmeans++", "random_from_data")
@@ -127,6 +128,11 @@ class GaussianMixture(AcceptsSampleWeights, FiniteLatentModel):
     @property
     def categorical_latents(self) -> bool:
         """Only the labels are missing (exact standard errors); not with missing entries."""
+        return not self.missing
+
+    @property
+    def counted_draws(self) -> bool:
+        """S labels per point as multinomial counts; not with missing entries, whose draws are not labels only."""
         return not self.missing
 
     @property
@@ -435,6 +441,53 @@ class GaussianMixture(AcceptsSampleWeights, FiniteLatentModel):
             table, labels, row_weights = self.log_joint_table(params, x), latent, 1.0
         per_row = jnp.sum(jnp.where(labels > 0, labels * table, 0.0), axis=-1) * row_weights
         return sample_weights.weighted_sum(per_row, weights)
+
+    def sample_counts(self, key, params, data, num_samples):
+        """``(c / S [N, K], ℓ(θ))``: each point's S labels as counts ``c_n ~ Multinomial(S, P(m_n | x_n; θ))``.
+
+        The posterior ``[K, N]`` and ℓ(θ) (weighted by the rows' sample
+        weights, if any) come from one blocked pass; the counts are drawn by
+        :func:`stochem.multinomial.multinomial` on each device's share of the
+        points (key ``fold_in(key, share)``).
+        """
+        x, row_weights = sample_weights.split(data)
+        plan = self._density_plan(params)
+
+        def posterior_block(index, rows, *block_weights):
+            return _normalize_columns(self._log_joint_columns(plan, rows.T), *block_weights)
+
+        posterior_t, loglik = map_and_sum_blocks(posterior_block, self._block_size(x), *_blocked(x, row_weights))
+        total = jnp.asarray(num_samples, x.dtype)
+
+        def counts_of_share(index, share_t):
+            return multinomial(jax.random.fold_in(key, index), total, share_t.T).T / total, ()
+
+        weights_t, _ = map_and_sum_blocks(counts_of_share, x.shape[0], (posterior_t,), (1,))
+        return weights_t.T, loglik
+
+    def counted_stats(self, data, weights):
+        """``(T(x, w), spread)`` in one blocked pass; the spread of component ``k``'s entries is
+        ``Σ_n r_n² w_nk (1 − w_nk) g(x_n)²`` (``g`` = 1, ``x_d``, and the second moments' products:
+        see :mod:`stochem.models._gaussian`; ``r_n`` the row's sample weight, 1 without), the
+        generic spread of :class:`~stochem.models.base.CountedDrawsBase` written out."""
+        x, row_weights = sample_weights.split(data)
+
+        def block_pass(index, rows, weights_block, *block_row_weights):
+            points_t, weights_t = rows.T, weights_block.T
+            spread_t = weights_t * (1.0 - weights_t)
+            if block_row_weights:
+                spread_t = spread_t * jnp.square(block_row_weights[0])[None, :]
+            spread = GaussianMixtureStats(
+                counts=jnp.sum(spread_t, axis=1),
+                first_moments=_gaussian.contract_points(spread_t, points_t * points_t),
+                second_moments=self._structure.second_moments_spread_columns(points_t, spread_t),
+            )
+            return self._suff_stats_columns(points_t, _weighted_columns(weights_t, *block_row_weights)), spread
+
+        arrays, axes = (x, weights), (0, 0)
+        if row_weights is not None:
+            arrays, axes = arrays + (row_weights,), axes + (0,)
+        return sum_blocks(block_pass, self._block_size(x), arrays, axes)
 
     def _cumulative_posterior_columns(self, plan, points_t, *weights):
         """``(F [K − 1, B], Σ_n w_n ℓ_n)``: ``F_kn = Σ_{j≤k} P(m_n = j | x_n)`` and ``ℓ_n = log p(x_n)``."""

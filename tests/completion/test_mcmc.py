@@ -14,6 +14,7 @@ import pytest
 import stochem as se
 from tests.mc_checks import assert_mean_matches
 from tests.models import numpyro_examples as examples
+from tests.tracing import count_traces
 
 Y = np.array([0.8, -1.5, 2.4])
 NOISE_SD = 0.8
@@ -86,6 +87,11 @@ def test_mcmc_em_reaches_the_closed_form_mle():
     together = se.fit(model, None, completion=se.mcmc(100, num_warmup=100), num_iters=60, key=[0, 1])
     results = [se.fit(model, None, completion=se.mcmc(100, num_warmup=100), num_iters=60, key=seed)
                for seed in (0, 1)]
+    # num_iters is a run-time value: a shorter run reuses the program and is the start of the longer one.
+    with count_traces() as counted:
+        shorter = se.fit(model, None, completion=se.mcmc(100, num_warmup=100), num_iters=45, key=0)
+    assert counted.traces == 0
+    np.testing.assert_array_equal(shorter.trace.params.mu, results[0].trace.params.mu[:46])
     # Several seeds in one fit (one compiled program, seeds in sequence) equal the per-seed fits,
     # and run all 60 iterations (this once stalled under vmap with L-BFGS).
     for seed, result in enumerate(results):

@@ -204,7 +204,10 @@ def test_new_data_of_the_same_shapes_reuses_the_compiled_program():
     result_first = se.fit(first, None, mstep=LBFGS_TO_CONVERGENCE, init=init, num_iters=3)
     with count_traces() as counted:
         result_second = se.fit(second, None, mstep=LBFGS_TO_CONVERGENCE, init=init, num_iters=3)
+        # num_iters is a run-time value of the program (up to its trace capacity).
+        longer = se.fit(first, None, mstep=LBFGS_TO_CONVERGENCE, init=init, num_iters=9)
     assert counted.traces == 0
+    np.testing.assert_array_equal(longer.trace.loglik[:4], result_first.trace.loglik)
     # The data travel as arguments, not constants: the second fit used its own data.
     hand = se.fit(se.models.BinomialMixture(2, 10), COIN_HEADS[::-1] + 1, init=init, num_iters=3)
     np.testing.assert_allclose(result_second.trace.loglik, hand.trace.loglik, atol=1e-6)

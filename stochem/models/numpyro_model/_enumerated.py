@@ -39,6 +39,7 @@ from numpyro.infer.util import compute_log_probs
 
 from stochem import _validation
 from stochem.capabilities import LatentDensity
+from stochem.models.base import CountedDrawsBase
 from stochem.models.numpyro_model._model import NumpyroModel
 from stochem.models.numpyro_model._sites import ModelSites
 
@@ -166,12 +167,13 @@ def plan_enumeration(sites: ModelSites) -> EnumerationPlan:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class EnumeratedNumpyroModel(NumpyroModel):
+class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
     """A numpyro model with discrete latent sites only: exact and Monte Carlo EM.
 
     Capabilities (:mod:`stochem.capabilities`): ``TractableLikelihood``
     (exact ℓ), ``ExactEStep``, ``PosteriorSampler`` (exact posterior draws, a
-    dict of site values), ``CompleteLikelihood``, ``LinearStatistics``,
+    dict of site values), ``CountedDraws`` (S draws per plate element as the
+    counts of its configurations), ``CompleteLikelihood``, ``LinearStatistics``,
     ``CategoricalLatents`` (exact standard errors) and ``RowData`` (the plate's
     elements are the rows). See the module docstring for the enumeration and
     its limits.
@@ -264,6 +266,18 @@ class EnumeratedNumpyroModel(NumpyroModel):
         """ℓ(θ) = Σ_n logsumexp_c a_n(c) + b."""
         local, outside = self.log_joint_tables(params, data)
         return jnp.sum(logsumexp(local, axis=-1)) + outside
+
+    def posterior_and_loglik(self, params, data):
+        """``(P(m_n = c | o_n; θ) [N, L], ℓ(θ))`` from one evaluation of the tables."""
+        local, outside = self.log_joint_tables(params, data)
+        log_normalizer = logsumexp(local, axis=-1, keepdims=True)
+        return jnp.exp(local - log_normalizer), jnp.sum(log_normalizer) + outside
+
+    def counted_stats(self, data, weights):
+        """``(weights, w (1 − w))``: the statistics are the weights themselves, entry ``(n, c)`` is
+        ``1[m_n = c]`` per draw, so its spread is ``w_nc (1 − w_nc)``."""
+        del data
+        return ConfigurationWeights(weights), ConfigurationWeights(weights * (1.0 - weights))
 
     def configuration_index(self, latent):
         """Latent site values (a dict) -> index of the configuration of each plate element, ``[N]``."""

@@ -1,0 +1,325 @@
+"""Exact Multinomial(S, p) counts for many rows at once, at a cost that hardly grows with S.
+
+Drawing ``S`` labels ``m_1 … m_S ~ Categorical(p)`` independently and counting
+them gives ``c ~ Multinomial(S, p)``. :func:`multinomial` draws ``c`` directly,
+row by row (each row its own ``p``), by the chain rule of the multinomial.
+With ``a`` the row's most probable category (its mode),
+
+    Y = S − c_a ~ Binomial(S, q),   q = Σ_{l ≠ a} p_l,
+
+and the ``Y`` other draws are split over the other categories ``l_1 < l_2 < …``
+by the binomial conditionals
+
+    c_{l_j} ~ Binomial(Y − Σ_{i<j} c_{l_i},  p_{l_j} / Σ_{i≥j} p_{l_i}).
+
+Each binomial is drawn exactly by :func:`binomial`: inversion (one uniform
+``u`` and a search ``X = min {k : u ≤ F(k)}`` through the distribution
+function) when its mean ``n·min(p, 1 − p)`` is below 10, and otherwise
+Hörmann's BTRS transformed rejection (W. Hörmann, "The generation of binomial
+random variates", J. Statist. Comput. Simul. 46, 1993), which takes about 1.15
+rounds of two uniforms whatever ``n``. Probabilities enter with their
+complements, each computed without cancellation (``q`` above is a sum of the
+small probabilities, never ``1 − p_a``).
+
+Why it is cheap: most rows of a fitted mixture put nearly all their
+probability on one category, so ``Y = 0`` is by far the likeliest outcome.
+Every row draws one uniform ``u``; by Bernoulli's inequality
+``P(Y = 0) = (1 − q)^S ≥ 1 − S q``, so ``u ≤ 1 − S q`` proves that the inversion
+of ``Y`` gives 0, and then every count is known (``c_a = S``, the others 0).
+Only the rows left undecided are gathered and finished
+(:func:`gather_and_apply`, :data:`CHUNK` rows at a time, as many chunks as
+there are such rows): ``Y`` by inversion with the *same* ``u`` (so ``Y =
+F⁻¹(u)`` for every row) or by BTRS when its mean is 10 or more (a choice made
+from ``S q`` alone), then the split with fresh uniforms. The work is one
+uniform and a few operations per row, plus work in proportion to the rows
+whose counts are truly random (those with ``S q`` not small).
+
+Rounding: the uniforms have the precision of ``p``'s dtype; a search stops
+once the probability left is below rounding, and BTRS compares logarithms of
+probability ratios written with Stirling's series (error below 1e-13). Rows
+with a non-finite probability give NaN counts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Binomials with mean n·min(p, 1−p) below this are drawn by inversion, the others by BTRS
+# (Hörmann's algorithm is built for means of 10 and more).
+INVERSION_LIMIT = 10.0
+
+# Rows gathered per chunk when the undecided rows are finished.
+CHUNK = 128
+
+# Inversion steps per round of the search loop (fewer rounds, each a little longer).
+_STEPS_PER_ROUND = 8
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+# fc(k) = log k! − [(k + ½) log(k + 1) − (k + 1) + ½ log 2π], tabulated below 16 (Stirling's series beyond).
+_TABLE_SIZE = 16
+_STIRLING_TABLE = np.array([math.lgamma(k + 1.0) - (k + 0.5) * math.log(k + 1.0) + (k + 1.0) - 0.5 * _LOG_2PI
+                            for k in range(_TABLE_SIZE)])
+
+
+def _stirling_remainder(k):
+    """``fc(k)``: the table below 16, else ``1/(12x) − 1/(360x³) + 1/(1260x⁵) − 1/(1680x⁷)`` with ``x = k + 1``."""
+    x = jnp.maximum(k, float(_TABLE_SIZE)) + 1.0
+    x2 = x * x
+    series = (1.0 / 12.0 - (1.0 / 360.0 - (1.0 / 1260.0 - 1.0 / (1680.0 * x2)) / x2) / x2) / x
+    table = jnp.asarray(_STIRLING_TABLE, k.dtype)[jnp.clip(k, 0, _TABLE_SIZE - 1).astype(int)]
+    return jnp.where(k < _TABLE_SIZE, table, series)
+
+
+def gather_and_apply(fn, key, active, inputs, outputs, chunk: int = CHUNK):
+    """``outputs`` with the rows where ``active`` holds replaced by ``fn`` of those rows.
+
+    The active rows are taken in order, ``chunk`` at a time, in a
+    ``while_loop`` that runs ``ceil(#active / chunk)`` times. Chunk ``i`` finds
+    its rows by a binary search in the running count of active rows, calls
+    ``fn(fold_in(key, i), chunk_inputs, valid) -> chunk_outputs`` (``valid``
+    marks real rows; padding rows repeat row 0 and are dropped) and writes the
+    results back. Every active row thus draws from its own stream.
+
+    Args:
+        fn: the per-chunk function, vectorized over its rows.
+        key: PRNG key.
+        active: ``[M]`` booleans.
+        inputs: pytree of ``[M, ...]`` arrays.
+        outputs: pytree of ``[M, ...]`` arrays, kept where ``active`` is false.
+        chunk: rows per call of ``fn``.
+    """
+    num_rows = active.shape[0]
+    chunk = min(chunk, num_rows)
+    running = jnp.cumsum(active.astype(jnp.int32))
+    num_active = running[-1]
+
+    def needed(carry):
+        index, _ = carry
+        return index * chunk < num_active
+
+    def one_chunk(carry):
+        index, outputs = carry
+        ranks = index * chunk + jnp.arange(1, chunk + 1, dtype=jnp.int32)
+        chosen = jnp.searchsorted(running, ranks, method="scan_unrolled")
+        valid = ranks <= num_active
+        chosen = jnp.where(valid, chosen, num_rows)
+        safe = jnp.where(valid, chosen, 0)
+        results = fn(jax.random.fold_in(key, index), jax.tree_util.tree_map(lambda leaf: leaf[safe], inputs), valid)
+        outputs = jax.tree_util.tree_map(lambda out, new: out.at[chosen].set(new, mode="drop"), outputs, results)
+        return index + 1, outputs
+
+    return jax.lax.while_loop(needed, one_chunk, (jnp.asarray(0, jnp.int32), outputs))[1]
+
+
+def binomial(key, trials, prob, complement=None, uniforms=None):
+    """Exact ``Binomial(trials, prob)`` draws, elementwise over ``[M]`` arrays.
+
+    Args:
+        key: PRNG key.
+        trials: ``[M]`` non-negative whole numbers (float).
+        prob: ``[M]`` success probabilities.
+        complement: ``[M]``, ``1 − prob`` computed without cancellation where
+            the caller can (default ``1 − prob``).
+        uniforms: ``[M]`` uniforms for the inversions (default: drawn from ``key``):
+            a row whose mean is below 10 returns ``F⁻¹(u) = min {k : u <= F(k)}``
+            for its own ``u``; a row whose mean is 10 or more ignores its uniform.
+
+    Returns:
+        ``[M]`` counts in the dtype of ``prob``; NaN where an input is not finite.
+    """
+    dtype = jnp.result_type(prob, float)
+    prob = jnp.asarray(prob, dtype)
+    complement = 1.0 - prob if complement is None else jnp.asarray(complement, dtype)
+    trials = jnp.broadcast_to(jnp.asarray(trials, dtype), prob.shape)
+    flip = prob > complement
+    small_prob = jnp.where(flip, complement, prob)  # q <= 1/2
+    large_prob = jnp.where(flip, prob, complement)  # 1 − q
+    valid = jnp.isfinite(small_prob) & jnp.isfinite(large_prob) & jnp.isfinite(trials) & (trials >= 0)
+    by_inversion = trials * small_prob < INVERSION_LIMIT
+    uniform_key, rejection_key = jax.random.split(key)
+    if uniforms is None:
+        uniforms = jax.random.uniform(uniform_key, prob.shape, dtype)
+    # A flipped row inverts n − X at 1 − u, so that X is F⁻¹(u) either way (up to ties, of
+    # probability zero): a caller that settled rows from u alone stays consistent. (1 − u is exact.)
+    draws = _inversion(trials, small_prob, large_prob, jnp.where(flip, 1.0 - uniforms, uniforms),
+                       valid & by_inversion)
+    needs_rejection = valid & ~by_inversion
+    draws = jax.lax.cond(
+        jnp.any(needs_rejection),
+        lambda: jnp.where(needs_rejection, _btrs(rejection_key, trials, small_prob, large_prob, needs_rejection),
+                          draws),
+        lambda: draws)
+    draws = jnp.where(valid, draws, jnp.nan)
+    return jnp.where(flip, trials - draws, draws)
+
+
+def _inversion(trials, prob, complement, uniforms, active):
+    """``min {k : u <= F(k)}`` for ``Binomial(n, q)``, ``q <= 1/2``: ``f(0) = (1 − q)^n``,
+    ``f(k + 1) = f(k) (n − k) / (k + 1) · q / (1 − q)``, summed until ``F(k) >= u``.
+
+    A search also stops at ``k = n`` and once ``f(k) <= ε F(k)`` (what is left is below
+    rounding; before the mode ``f(k) >= F(k) / (k + 1)``, so this happens only in the tail).
+    """
+    odds = prob / complement
+    safe_trials = jnp.where(active, trials, 0.0)
+    pmf = jnp.exp(safe_trials * jnp.log1p(-jnp.where(active, prob, 0.0)))
+    eps = jnp.finfo(pmf.dtype).eps
+
+    def done(count, pmf, cumulative):
+        return ~active | (uniforms <= cumulative) | (count >= safe_trials) | (pmf <= eps * cumulative)
+
+    def not_all_done(state):
+        return jnp.any(~done(*state))
+
+    def search(state):
+        for _ in range(_STEPS_PER_ROUND):
+            count, pmf, cumulative = state
+            stop = done(count, pmf, cumulative)
+            next_pmf = pmf * (safe_trials - count) / (count + 1.0) * odds
+            state = (jnp.where(stop, count, count + 1.0), jnp.where(stop, pmf, next_pmf),
+                     jnp.where(stop, cumulative, cumulative + next_pmf))
+        return state
+
+    count, _, _ = jax.lax.while_loop(not_all_done, search, (jnp.zeros_like(pmf), pmf, pmf))
+    return count
+
+
+class _Hat(NamedTuple):
+    """BTRS's constants for ``Binomial(n, q)``: the hat ``(2a/u_s + b) u + c``, its scale ``α``, the squeeze ``v_r``."""
+
+    a: Any
+    b: Any
+    c: Any
+    alpha: Any
+    v_r: Any
+
+
+def _hat(trials, prob, complement) -> _Hat:
+    spread = jnp.sqrt(trials * prob * complement)
+    b = 1.15 + 2.53 * spread
+    return _Hat(-0.0873 + 0.0248 * b + 0.01 * prob, b, trials * prob + 0.5, (2.83 + 5.1 / b) * spread,
+                0.92 - 4.2 / b)
+
+
+class _Proposal(NamedTuple):
+    """One BTRS proposal ``k``, with ``u_s`` and ``v`` (for the full test) and whether it lies in the squeeze."""
+
+    k: Any
+    u_s: Any
+    v: Any
+    squeeze: Any
+
+
+def _propose(key, hat: _Hat, shape, dtype) -> _Proposal:
+    """One BTRS proposal from ``u ~ U(−½, ½)`` and ``v ~ U(0, 1)``."""
+    u_key, v_key = jax.random.split(key)
+    u = jax.random.uniform(u_key, shape, dtype) - 0.5
+    v = jax.random.uniform(v_key, shape, dtype)
+    u_s = 0.5 - jnp.abs(u)
+    k = jnp.floor((2.0 * hat.a / u_s + hat.b) * u + hat.c)
+    return _Proposal(k, u_s, v, (u_s >= 0.07) & (v <= hat.v_r))
+
+
+def _btrs(key, trials, prob, complement, active):
+    """Hörmann's BTRS for ``Binomial(n, q)``, ``q <= 1/2``, ``n q >= 10``, in the ``active`` rows (others give 0).
+
+    Each round draws ``u ~ U(−½, ½)`` and ``v ~ U(0, 1)`` and proposes
+    ``k = ⌊(2a/u_s + b) u + c⌋`` with ``u_s = ½ − |u|``; ``k`` is accepted at once
+    in the squeeze ``u_s >= 0.07, v <= v_r`` (about 80% of proposals), and otherwise
+    if ``0 <= k <= n`` and ``log(v α / (a/u_s² + b)) <= log f(k) − log f(m)``
+    (``m`` the mode; the ratio of binomial probabilities written with Stirling's
+    series). Rounds go on until every active row has accepted a proposal.
+    """
+    trials = jnp.where(active, trials, 100.0)
+    prob = jnp.where(active, prob, 0.5)
+    complement = jnp.where(active, complement, 0.5)
+    hat = _hat(trials, prob, complement)
+    odds = prob / complement
+    mode = jnp.floor((trials + 1.0) * prob)
+    mode_terms = ((mode + 0.5) * jnp.log((mode + 1.0) / (odds * (trials - mode + 1.0)))
+                  + _stirling_remainder(mode) + _stirling_remainder(trials - mode))
+
+    def accepted(proposal: _Proposal):
+        k = proposal.k
+        in_range = (k >= 0) & (k <= trials)
+        safe_k = jnp.clip(k, 0.0, trials)
+        log_ratio = (mode_terms + (trials + 1.0) * jnp.log((trials - mode + 1.0) / (trials - safe_k + 1.0))
+                     + (safe_k + 0.5) * jnp.log(odds * (trials - safe_k + 1.0) / (safe_k + 1.0))
+                     - _stirling_remainder(safe_k) - _stirling_remainder(trials - safe_k))
+        log_v = jnp.log(proposal.v * hat.alpha / (hat.a / (proposal.u_s * proposal.u_s) + hat.b))
+        return proposal.squeeze | (in_range & (log_v <= log_ratio))
+
+    def not_all_accepted(carry):
+        _, _, done = carry
+        return jnp.any(~done)
+
+    def one_round(carry):
+        index, draws, done = carry
+        proposal = _propose(jax.random.fold_in(key, index), hat, trials.shape, trials.dtype)
+        return index + 1, jnp.where(done, draws, proposal.k), done | accepted(proposal)
+
+    start = (jnp.asarray(0), jnp.zeros_like(trials), ~active)
+    return jax.lax.while_loop(not_all_accepted, one_round, start)[1]
+
+
+def multinomial(key, num_trials, probs):
+    """Exact ``Multinomial(num_trials, probs[r])`` counts for every row ``r``.
+
+    Args:
+        key: PRNG key.
+        num_trials: ``S``, a whole number (Python or traced), the same for every row.
+        probs: ``[M, L]`` probabilities, each row summing to one.
+
+    Returns:
+        ``[M, L]`` counts (the dtype of ``probs``) summing to ``S`` along each
+        row; NaN in rows whose probabilities are not finite.
+    """
+    num_rows, num_categories = probs.shape
+    dtype = probs.dtype
+    total = jnp.asarray(num_trials, dtype)
+    at_mode = jnp.arange(num_categories)[None, :] == jnp.argmax(probs, axis=-1)[:, None]
+    away = jnp.sum(jnp.where(at_mode, 0.0, probs), axis=-1)
+    valid = jnp.all(jnp.isfinite(probs), axis=-1)
+    first_key, finish_key = jax.random.split(key)
+    uniforms = jax.random.uniform(first_key, (num_rows,), dtype)
+    # u <= 1 − S q <= (1 − q)^S = P(Y = 0): the inversion of Y gives 0, every draw is the mode.
+    settled = uniforms <= 1.0 - total * away
+    counts = jnp.where(valid[:, None], jnp.where(at_mode, total, 0.0), jnp.nan)
+    return gather_and_apply(lambda chunk_key, inputs, _: _finish_rows(chunk_key, total, *inputs), finish_key,
+                            valid & ~settled, (probs, at_mode, uniforms), counts)
+
+
+def _finish_rows(key, total, probs, at_mode, uniforms):
+    """The counts of rows whose ``Y`` (draws away from the mode) is not known to be 0.
+
+    ``Y ~ Binomial(S, q)`` with the row's own uniform, then the chain of
+    binomial conditionals over the other categories in index order (the last
+    one takes what is left).
+    """
+    num_categories = probs.shape[-1]
+    mode = jnp.argmax(at_mode, axis=-1)
+    # The other categories of each row, in index order: [C, L − 1].
+    others = jnp.arange(num_categories - 1)[None, :] + (jnp.arange(num_categories - 1)[None, :] >= mode[:, None])
+    other_probs = jnp.take_along_axis(probs, others, axis=-1)
+    # tails[:, j] = Σ_{i >= j} p_{l_i}, summed from the small end.
+    tails = jnp.cumsum(other_probs[:, ::-1], axis=-1)[:, ::-1]
+    mode_prob = jnp.take_along_axis(probs, mode[:, None], axis=-1)[:, 0]
+    away_key, split_key = jax.random.split(key)
+    away = binomial(away_key, jnp.full(uniforms.shape, total), tails[:, 0], mode_prob, uniforms)
+    remaining, split = away, []
+    for j in range(num_categories - 2):
+        share = jnp.where(tails[:, j] > 0, other_probs[:, j] / tails[:, j], 0.0)
+        rest = jnp.where(tails[:, j] > 0, tails[:, j + 1] / tails[:, j], 1.0)
+        drawn = binomial(jax.random.fold_in(split_key, j), remaining, share, rest)
+        split.append(drawn)
+        remaining = remaining - drawn
+    split = jnp.stack(split + [remaining], axis=-1)  # [C, L − 1], in the order of ``others``
+    columns = jnp.arange(num_categories)[None, :]
+    position = jnp.clip(columns - (columns > mode[:, None]), 0, num_categories - 2)
+    return jnp.where(at_mode, (total - away)[:, None], jnp.take_along_axis(split, position, axis=-1))
