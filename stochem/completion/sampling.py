@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from stochem.capabilities import CountedDraws
+from stochem.capabilities import CountedDraws, offers
 
 # Draws are computed in batches of this many (vmapped), bounding memory by one
 # batch of completions while small sample counts still run fully vectorized.
@@ -170,7 +170,7 @@ def draw_average(model, key, params, data, num_samples, max_samples: int):
     ``max_samples`` (:func:`draw_stats`). Both results have ``mean()``,
     ``stderr()``, ``linear_moments(model, data, function)``, ``num_samples`` and ``loglik``.
     """
-    if isinstance(model, CountedDraws):
+    if offers(model, CountedDraws):
         return counted_draws(model, key, params, data, jnp.clip(jnp.asarray(num_samples), 1, max_samples))
     return draw_stats(model, key, params, data, num_samples, max_samples)
 
