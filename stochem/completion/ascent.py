@@ -75,9 +75,9 @@ class AscentMonteCarlo:
         _validation.as_int("max_samples", self.max_samples, minimum=self.initial_samples)
         _validation.as_int("growth_divisor", self.growth_divisor, minimum=1)
         for name, level in (("alpha", self.alpha), ("beta", self.beta), ("gamma", self.gamma)):
-            if not 0.0 < level < 0.5:
+            if not 0.0 < _validation.as_float(name, level, "in (0, 0.5)") < 0.5:
                 raise _validation.ArgumentError(name, f"{name} must lie in (0, 0.5), got {level}.")
-        if not self.tol > 0:
+        if not _validation.as_float("tol", self.tol, "> 0") > 0:
             raise _validation.ArgumentError("tol", f"tol must be positive, got {self.tol}.")
 
     def __call__(self, model) -> CompletionTransform:
