@@ -5,7 +5,10 @@ does not. One module per job:
 
 ====================  ===========================================================
 ``paths``             where the configs and the shipped data live
-``settings``          read and check the composed config (short errors, no tracing)
+``settings``          the job's settings: completion and M-step instantiated from their configs
+``builders``          the few completion / M-step choices that are not one library call
+``labels``            the label column: a completion's title and the options that tell it apart
+``errors``            ConfigError, and instantiate() whose failures name the option
 ``datasets``          data builders: shipped CSV files and seeded synthetic data
 ``scenarios``         a scenario config -> model, data, shared start θ₀
 ``matching``          component matching (label switching) and distance in θ

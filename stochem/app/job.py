@@ -37,7 +37,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 import stochem as se
-from stochem.app import completions, files, scenarios, settings, traces
+from stochem.app import files, scenarios, settings, traces
 from stochem.app.matching import distance_trace
 from stochem.app.reference import as_dict, fixed_point, loglik_trace
 from stochem.app.timing import timed
@@ -118,10 +118,7 @@ def run(cfg: DictConfig, output_dir: Path) -> Path:
 
     scenario = scenarios.build(cfg.scenario, job.init_seed)
     prepared = scenario.model.prepare_data(scenario.data)
-    completions.check_against(job.completion_settings, scenario.model, prepared, scenario.name)
-    if job.average_from is not None and job.average_from > job.num_iters:
-        raise settings.ConfigError("completion.average_from", f"must be <= num_iters ({job.num_iters}), "
-                                   f"got {job.average_from}")
+    settings.check_against(job, scenario.model, prepared, scenario.name)
     with timed() as reference_timing:
         reference = fixed_point(scenario, job.reference_iters)
     with timed() as timing:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from stochem.app import job
 from stochem.devices import use_cpu_cores
 from stochem.app.paths import config_dir
-from stochem.app.settings import ConfigError
+from stochem.app.errors import ConfigError
 
 USAGE_ERROR = 2
 

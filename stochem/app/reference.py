@@ -27,7 +27,8 @@ import numpy as np
 import stochem as se
 from stochem.app import quadrature
 from stochem.app.matching import distance
-from stochem.app.scenarios import Scenario, call_target
+from stochem.app.errors import instantiate
+from stochem.app.scenarios import Scenario
 
 
 class FixedPoint(NamedTuple):
@@ -87,7 +88,7 @@ def fixed_point(scenario: Scenario, num_iters: int) -> FixedPoint:
     """θ* of ``scenario``: its own reference if its config names one, else :func:`exact_fixed_point`."""
     if scenario.reference is None:
         return exact_fixed_point(scenario, num_iters)
-    reference = call_target(scenario.reference, f"scenario.reference ({scenario.name})", scenario.model)
+    reference = instantiate(scenario.reference, f"scenario.reference ({scenario.name})", scenario.model)
     if not isinstance(reference, FixedPoint):
         raise TypeError(f"scenario.reference ({scenario.name}): the target must return a "
                         f"stochem.app.reference.FixedPoint, got {type(reference).__name__}.")

@@ -15,8 +15,11 @@ sequences of a hidden Markov model) stays a list; ``data: null`` is for models
 that hold their data themselves (``stochem.models.from_numpyro``: the data
 live in the numpyro model's arguments, ``fit(model, None, ...)``).
 
-Every seed and every completion of a scenario starts from the same θ₀, so
-their curves can be compared. Scenarios are built once per process and cached.
+``model``, ``data`` and ``reference`` are built by ``hydra.utils.instantiate``;
+a failure names the option (``scenario.model.num_components: ...``, see
+:mod:`stochem.app.errors`). Every seed and every completion of a scenario
+starts from the same θ₀, so their curves can be compared. Scenarios are built
+once per process and cached.
 """
 
 from __future__ import annotations
@@ -28,11 +31,10 @@ from typing import Any
 
 import jax
 import numpy as np
-from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
+from stochem.app.errors import ConfigError, instantiate
 from stochem.app.matching import Symmetry, symmetry_of
-from stochem.app.settings import ConfigError
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -60,25 +62,6 @@ class Scenario:
     reference: dict | None = None
 
 
-def call_target(node, option: str, *args):
-    """Call ``node._target_`` with ``args`` and the node's other keys; errors name ``option``.
-
-    ``node`` is a config node or a plain dict.
-    """
-    spec = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-    target = spec.pop("_target_", None)
-    if not isinstance(target, str):
-        raise ConfigError(option, "needs a _target_ naming the function or class to call")
-    try:
-        function = get_object(target)
-    except Exception:  # Hydra raises ImportError or its own exception type
-        raise ConfigError(f"{option}._target_", f"cannot import {target!r}") from None
-    try:
-        return function(*args, **spec)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(option, str(error)) from None
-
-
 def build(scenario_cfg: DictConfig, init_seed: int) -> Scenario:
     """Build (or fetch from the cache) the scenario described by ``scenario_cfg``."""
     key = json.dumps(OmegaConf.to_container(scenario_cfg, resolve=True), sort_keys=True)
@@ -91,8 +74,8 @@ def _build_cached(scenario_json: str, init_seed: int) -> Scenario:
     for needed in ("name", "model", "data", "distance_tol"):
         if needed not in cfg:
             raise ConfigError(f"scenario.{needed}", "is missing from the scenario config")
-    model = call_target(cfg.model, "scenario.model")
-    data = None if cfg.data is None else _as_data(call_target(cfg.data, "scenario.data"))
+    model = instantiate(cfg.model, "scenario.model")
+    data = None if cfg.data is None else _as_data(instantiate(cfg.data, "scenario.data"))
     fixed = tuple(cfg.get("fixed") or ())
     unknown = [name for name in fixed if name not in model.params_type._fields]
     if unknown:

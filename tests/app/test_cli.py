@@ -171,8 +171,8 @@ def test_single_runs_started_together_get_their_own_folders(tmp_path):
     (["scenario=nope"], ["scenario", "coins", "gmm_nd"]),
     (["experiment=gmm_mcem", "completion.num_samples=0"], ["completion.num_samples", ">= 1"]),
     (["mstep=gradient", "mstep.optimizer=bfgs"], ["mstep.optimizer", "adam"]),
-    (["scenario.model.num_components=0"], ["scenario.model", "num_components"]),
-    (["completion=saem", "completion.exponent=2"], ["completion.exponent", "<= 1"]),
+    (["scenario.model.num_components=0"], ["scenario.model.num_components", ">= 1"]),
+    (["completion=saem", "completion.exponent=2"], ["completion.exponent", "(0.5, 1]"]),
     (["completion=incremental", "completion.num_blocks=3"], ["completion.num_blocks", "divide", "coins"]),
     (["completion=mcmc"], ["completion:", "mcmc", "coins"]),  # the coins have no continuous latent sites
 ])
@@ -185,6 +185,9 @@ def test_bad_options_stop_with_a_short_message(app, arguments, words):
         assert word in output
     error_lines = [line for line in process.stderr.splitlines() if line.strip()]
     assert len(error_lines) <= 25, process.stderr  # Hydra lists the available options
+    if arguments != ["scenario=nope"]:  # the app's own one-line error, usage status
+        assert process.returncode == 2
+        assert f"stochem: error: {words[0].rstrip(':')}: " in process.stderr
 
 
 @pytest.mark.slow
