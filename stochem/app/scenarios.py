@@ -50,6 +50,7 @@ class Scenario:
         symmetry: the model's label symmetry, for distances.
         distance_tol: the distance to θ* that counts as converged in the summary.
         reference: the config of the scenario's own θ* (``None``: exact EM's fixed point).
+        config: the scenario's resolved config as JSON (a cache key, with the data and θ₀).
     """
 
     name: str
@@ -60,6 +61,7 @@ class Scenario:
     symmetry: Symmetry
     distance_tol: float
     reference: dict | None = None
+    config: str = ""
 
 
 def build(scenario_cfg: DictConfig, init_seed: int) -> Scenario:
@@ -97,7 +99,8 @@ def _build_cached(scenario_json: str, init_seed: int) -> Scenario:
     reference = cfg.get("reference")
     return Scenario(name=str(cfg.name), model=model, data=data, init=init, fixed=fixed,
                     symmetry=symmetry_of(model), distance_tol=float(cfg.distance_tol),
-                    reference=None if reference is None else OmegaConf.to_container(reference, resolve=True))
+                    reference=None if reference is None else OmegaConf.to_container(reference, resolve=True),
+                    config=scenario_json)
 
 
 def _as_data(raw):

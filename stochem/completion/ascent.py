@@ -26,7 +26,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from scipy import stats as scipy_stats
 
 from stochem import _validation
 from stochem.base import CompletionTransform, completion_info
@@ -55,6 +54,8 @@ class AscentState(NamedTuple):
 
 
 def _quantile(level: float) -> float:
+    from scipy import stats as scipy_stats  # imported when used: scipy.stats is slow to import
+
     return float(scipy_stats.norm.isf(level))
 
 

@@ -143,6 +143,8 @@ def test_rerunning_a_sweep_into_its_folder_skips_finished_jobs(app, tmp_path):
     tables = job_tables(tmp_path / "sweep")
     exact_table, sampled_table = sorted(tables, key=lambda path: "monte_carlo" in str(path))
     exact_written = exact_table.stat().st_mtime_ns
+    figure = tmp_path / "sweep" / "report" / "coins.png"
+    figure_written = figure.stat().st_mtime_ns
     sampled_table.unlink()  # as if the sweep had been stopped during that job
 
     again = app(*arguments)
@@ -152,6 +154,7 @@ def test_rerunning_a_sweep_into_its_folder_skips_finished_jobs(app, tmp_path):
     assert sampled_table.is_file()  # run again
     check_job(sampled_table, num_seeds=2, num_iters=2)
     check_report(tmp_path / "sweep", ["coins"])
+    assert figure.stat().st_mtime_ns == figure_written  # the job ran again, to the same curves: not redrawn
 
 
 def test_single_runs_started_together_get_their_own_folders(tmp_path):
