@@ -10,9 +10,11 @@ unset). It holds:
   environment variable ``JAX_COMPILATION_CACHE_DIR`` wins over this folder.
   Switch off with ``cache.compilation=false``.
 * ``reference/`` — θ* of exact EM for each scenario (see
-  :mod:`stochem.app.reference`): one ``.npz`` per scenario config, data, start,
-  number of iterations, library source, JAX version and devices.
-  Switch off with ``cache.reference=false``.
+  :mod:`stochem.app.reference`), one ``.npz`` per scenario config, data, start
+  and number of iterations, and the seeded start θ₀ of scenarios that give
+  none (see :mod:`stochem.app.scenarios`), one per scenario config, data and
+  ``init_seed``; both also keyed by stochem's source, the JAX version, the float
+  width and the devices. Switch off with ``cache.reference=false``.
 * ``figures/`` — report figures by the hash of what they draw (see
   :mod:`stochem.app.report`). Switch off with ``cache.figures=false``.
 
@@ -136,3 +138,32 @@ def digest(*parts) -> str:
             data = str(part).encode()
         hashed.update(len(data).to_bytes(8, "little") + data)
     return hashed.hexdigest()[:32]
+
+
+def environment_digest() -> str:
+    """What a computed result depends on besides its inputs: stochem's source, JAX, float width, devices."""
+    import jax
+
+    return digest(source_digest(), jax.__version__, jax.config.jax_enable_x64, jax.devices()[0].platform,
+                  jax.device_count())
+
+
+def load_arrays(path: Path) -> dict | None:
+    """The arrays stored by :func:`save_arrays` at ``path`` (``None`` if absent or unreadable)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    except (OSError, ValueError):
+        return None
+
+
+def save_arrays(path: Path, arrays: dict) -> None:
+    """Store named arrays (and numbers) at ``path`` atomically, bit for bit (``.npz``)."""
+    import numpy as np
+
+    from stochem.app import files
+
+    with files.replacing(path) as temporary:
+        np.savez(temporary, **arrays)

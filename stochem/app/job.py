@@ -121,7 +121,7 @@ def run(cfg: DictConfig, output_dir: Path) -> Path:
 
     cache.use_compilation_cache(caches.compilation_folder)  # before JAX compiles anything
     with timed() as scenario_timing:
-        scenario = scenarios.build(cfg.scenario, job.init_seed)
+        scenario = scenarios.build(cfg.scenario, job.init_seed, caches.reference_folder)
         prepared = scenario.model.prepare_data(scenario.data)
     settings.check_against(job, scenario.model, prepared, scenario.name)
     with timed() as reference_timing:

@@ -25,11 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-import jax
 import numpy as np
 
 import stochem as se
-from stochem.app import cache, files, quadrature
+from stochem.app import cache, quadrature
 from stochem.app.matching import distance
 from stochem.app.errors import instantiate
 from stochem.app.scenarios import Scenario
@@ -80,27 +79,23 @@ def _cache_key(scenario: Scenario, num_iters: int) -> str:
     data = scenario.data if isinstance(scenario.data, list) else [scenario.data]
     arrays = [np.asarray(part) for part in data if part is not None]
     start = [np.asarray(value) for value in scenario.init]
-    return cache.digest(scenario.config, scenario.fixed, num_iters, cache.source_digest(), jax.__version__,
-                        jax.config.jax_enable_x64, jax.devices()[0].platform, jax.device_count(), *arrays, *start)
+    return cache.digest(scenario.config, scenario.fixed, num_iters, cache.environment_digest(), *arrays, *start)
 
 
 def _load(path: Path) -> FixedPoint | None:
-    """The fixed point stored at ``path`` (``None`` if absent or unreadable)."""
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            params = {name[len("params."):]: stored[name] for name in stored.files if name.startswith("params.")}
-            return FixedPoint(params=params, loglik=float(stored["loglik"]), num_iters=int(stored["num_iters"]),
-                              last_step=float(stored["last_step"]))
-    except (OSError, KeyError, ValueError):
+    """The fixed point stored at ``path`` by :func:`_save` (``None`` if absent or unreadable)."""
+    stored = cache.load_arrays(path)
+    if stored is None or not {"loglik", "num_iters", "last_step"} <= set(stored):
         return None
+    params = {name[len("params."):]: value for name, value in stored.items() if name.startswith("params.")}
+    return FixedPoint(params=params, loglik=float(stored["loglik"]), num_iters=int(stored["num_iters"]),
+                      last_step=float(stored["last_step"]))
 
 
 def _save(path: Path, fixed_point: FixedPoint) -> None:
-    """Store ``fixed_point`` at ``path`` atomically (``.npz``: the arrays bit for bit)."""
-    arrays = {f"params.{name}": value for name, value in fixed_point.params.items()}
-    with files.replacing(path) as temporary:
-        np.savez(temporary, loglik=fixed_point.loglik, num_iters=fixed_point.num_iters,
-                 last_step=fixed_point.last_step, **arrays)
+    cache.save_arrays(path, {"loglik": fixed_point.loglik, "num_iters": fixed_point.num_iters,
+                             "last_step": fixed_point.last_step,
+                             **{f"params.{name}": value for name, value in fixed_point.params.items()}})
 
 
 @functools.lru_cache(maxsize=32)

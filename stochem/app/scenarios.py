@@ -5,7 +5,8 @@ A scenario config (``configs/scenario/*.yaml``) has::
     name: gmm_nd                  # used in tables, figures and folder names
     model:  {_target_: stochem.models.GaussianMixture, num_components: 3}
     data:   {_target_: stochem.app.datasets.gaussian_clusters, ..., seed: 0}
-    init:   null                  # θ₀ as a dict of fields, or null: model.init_params(key(init_seed), data)
+    init:   null                  # θ₀ as a dict of fields, or null: model.init_params(key(init_seed), data),
+                                  # kept in the app's cache folder (stochem.app.cache)
     fixed:  []                    # parameter fields kept at θ₀
     distance_tol: 0.05            # "close to θ*" in the summary (units of θ)
     reference: null               # optional: {_target_: ..., ...} computing θ* (see stochem.app.reference)
@@ -27,12 +28,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from stochem.app import cache
 from stochem.app.errors import ConfigError, instantiate
 from stochem.app.matching import Symmetry, symmetry_of
 
@@ -64,14 +67,39 @@ class Scenario:
     config: str = ""
 
 
-def build(scenario_cfg: DictConfig, init_seed: int) -> Scenario:
-    """Build (or fetch from the cache) the scenario described by ``scenario_cfg``."""
+def build(scenario_cfg: DictConfig, init_seed: int, cache_folder: Path | None = None) -> Scenario:
+    """Build (or fetch from the cache) the scenario described by ``scenario_cfg``.
+
+    ``cache_folder``: where a seeded start θ₀ is kept between runs (``None``: computed in each process).
+    """
     key = json.dumps(OmegaConf.to_container(scenario_cfg, resolve=True), sort_keys=True)
-    return _build_cached(key, init_seed)
+    return _build_cached(key, init_seed, cache_folder)
+
+
+def _seeded_start(model, prepared, data, scenario_json: str, name: str, init_seed: int,
+                  cache_folder: Path | None):
+    """``model.init_params(key(init_seed), prepared)``, read from ``cache_folder`` when an earlier run stored it.
+
+    The start is computed op by op, as the library's ``init_params`` runs outside ``jit`` (compiling
+    it would change θ₀ by rounding); the cache spares later runs that time.
+    """
+    path = None
+    if cache_folder is not None:
+        parts = data if isinstance(data, list) else [data]
+        arrays = [np.asarray(part) for part in parts if part is not None]
+        key = cache.digest(scenario_json, init_seed, cache.environment_digest(), *arrays)
+        path = cache_folder / f"{name}-start-{key}.npz"
+        stored = cache.load_arrays(path) if path.is_file() else None
+        if stored is not None and set(stored) == set(model.params_type._fields):
+            return model.params_type(**stored)
+    init = jax.tree_util.tree_map(np.asarray, model.init_params(jax.random.key(init_seed), prepared))
+    if path is not None:
+        cache.save_arrays(path, init._asdict())
+    return init
 
 
 @functools.lru_cache(maxsize=32)
-def _build_cached(scenario_json: str, init_seed: int) -> Scenario:
+def _build_cached(scenario_json: str, init_seed: int, cache_folder: Path | None) -> Scenario:
     cfg = OmegaConf.create(json.loads(scenario_json))
     for needed in ("name", "model", "data", "distance_tol"):
         if needed not in cfg:
@@ -88,7 +116,7 @@ def _build_cached(scenario_json: str, init_seed: int) -> Scenario:
         if cfg.get("init") is None:
             if fixed:
                 raise ConfigError("scenario.init", f"must give the fixed parameters {list(fixed)}")
-            init = model.init_params(jax.random.key(init_seed), prepared)
+            init = _seeded_start(model, prepared, data, scenario_json, str(cfg.name), init_seed, cache_folder)
         else:
             init = model.prepare_params(OmegaConf.to_container(cfg.init), prepared)
     except (TypeError, ValueError) as error:

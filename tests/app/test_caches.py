@@ -67,6 +67,26 @@ def test_the_reference_is_kept_on_disk_and_read_back_bit_for_bit(tmp_path):
     assert np.load(stored[0])["loglik"] == computed.loglik
 
 
+def test_a_seeded_start_is_kept_on_disk_and_read_back(tmp_path):
+    with initialize_config_module(version_base="1.3", config_module="stochem.app.configs"):
+        cfg = compose("config", overrides=["scenario=missing"]).scenario
+    computed = scenarios.build(cfg, 3, tmp_path).init
+    stored = list(tmp_path.glob("missing-start-*.npz"))
+    assert len(stored) == 1
+    scenarios._build_cached.cache_clear()  # as a later process would
+    again = scenarios.build(cfg, 3, tmp_path).init
+    for field in computed._fields:
+        np.testing.assert_array_equal(getattr(again, field), getattr(computed, field))
+    scenarios.build(cfg, 4, tmp_path)
+    assert len(list(tmp_path.glob("missing-start-*.npz"))) == 2  # another seed, another entry
+    # what is on disk is what a later build uses
+    shifted = {name: value + 1.0 if name == "mean" else value for name, value in computed._asdict().items()}
+    cache.save_arrays(stored[0], shifted)
+    scenarios._build_cached.cache_clear()
+    np.testing.assert_array_equal(scenarios.build(cfg, 3, tmp_path).init.mean, computed.mean + 1.0)
+    scenarios._build_cached.cache_clear()
+
+
 def runs_table(distance_scale=1.0, seconds_scale=1.0):
     rows = [{"mstep": "closed_form", "completion": completion, "label": label, "seed": seed, "iteration": t,
              "num_samples": samples, "loglik": -10.0 + t, "distance": distance_scale / (t + 1 + seed),
