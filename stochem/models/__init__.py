@@ -6,7 +6,6 @@ from stochem.models.dice_sum import DiceSum, DiceSumParams
 from stochem.models.gaussian_mixture import GaussianMixture, GaussianMixtureParams
 from stochem.models.hidden_markov import CategoricalHMMParams, GaussianHMMParams, HiddenMarkovModel
 from stochem.models.missing_gaussian import MissingGaussian, MissingGaussianParams
-from stochem.models.numpyro_model import from_numpyro
 from stochem.models.shifted_die import ShiftedDie, ShiftedDieParams
 
 __all__ = ["BinomialMixture", "BinomialMixtureParams",
@@ -15,3 +14,13 @@ __all__ = ["BinomialMixture", "BinomialMixtureParams",
            "HiddenMarkovModel", "CategoricalHMMParams", "GaussianHMMParams",
            "MissingGaussian", "MissingGaussianParams", "from_numpyro",
            "ShiftedDie", "ShiftedDieParams"]
+
+
+def __getattr__(name: str):
+    """``from_numpyro`` is imported on first use: it brings in numpyro, which is slow to import."""
+    if name == "from_numpyro":
+        from stochem.models.numpyro_model import from_numpyro
+
+        globals()[name] = from_numpyro
+        return from_numpyro
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
-from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem.models import _gaussian
@@ -111,7 +110,9 @@ class GaussianMixture(FiniteLatentModel):
 
     @property
     def constraints(self):
-        """Field -> numpyro constraint, for the gradient M-step."""
+        """Field -> numpyro constraint, for the gradient M-step (numpyro is imported here, when first needed)."""
+        from numpyro.distributions import constraints
+
         return {"weights": constraints.simplex, "means": constraints.real,
                 "covariances": self._structure.constraint}
 

@@ -36,7 +36,17 @@ def test_run_all_quick_prints_every_goal_and_the_results_agree():
     summary = output[output.index("## All goals"):]
     rows = [line.split(" | ") for line in summary.splitlines() if line.startswith("| ") and "---" not in line][1:]
     scripts = {row[0].strip("| ") for row in rows}
-    assert scripts == {"gmm_vs_sklearn", "mc_cost", "seeds_batch", "memory", "hmm_vs_hmmlearn"}
+    assert scripts == {"gmm_vs_sklearn", "mc_cost", "seeds_batch", "memory", "hmm_vs_hmmlearn", "app_wall_time"}
     for row in rows:
         if "same" in row[1] or "RSS" in row[1]:  # accuracy and memory goals hold at any size
             assert row[-1].strip(" |") == "yes", row
+
+
+@pytest.mark.slow
+def test_app_wall_time_runs_a_sweep_cold_then_warm_to_the_same_results(tmp_path):
+    goals_path = tmp_path / "goals.json"
+    output = run("app_wall_time.py", "--quick", "--goals-json", str(goals_path), timeout=900)
+    for part in ("before first job", "reference θ*", "fits: compile", "report", "total (wall)"):
+        assert part in output
+    goals = json.loads(goals_path.read_text())
+    assert [goal["met"] for goal in goals if "same results" in goal["goal"]] == [True]
