@@ -98,6 +98,7 @@ def run_sweep(arguments: list[str], sweep_dir: Path, source: Path, env: dict) ->
         "report": ended - max(timing["finished_at"] for timing in timings) if stamps else None,
     }
     parts["other"] = (ended - started) - sum(value for value in parts.values() if value is not None)
+    print(f"{sweep_dir.name}: {ended - started:.1f} s wall", file=sys.stderr, flush=True)  # progress
     return {"wall": ended - started, "parts": parts, "jobs": len(timings),
             "summary": pd.read_csv(sweep_dir / "report" / "summary.csv")}
 
