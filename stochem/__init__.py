@@ -35,6 +35,8 @@ from stochem.completion import (
 from stochem.em import build as build_em
 from stochem.driver import FitResult, Trace, fit
 from stochem.mstep import closed_form, gradient, stochastic_newton
+from stochem.restarts import best_of, best_seed, select_seed
+from stochem.selection import InformationCriteria, information_criteria
 from stochem.standard_errors import StandardErrors, standard_errors
 from stochem.streaming import fit_stream
 
@@ -45,22 +47,27 @@ __all__ = [
     "EMInfo",
     "EMState",
     "FitResult",
+    "InformationCriteria",
     "MStepTransform",
     "StandardErrors",
     "StatsTransform",
     "Trace",
     "ascent_monte_carlo",
+    "best_of",
+    "best_seed",
     "chain",
     "fit_stream",
     "geometric_samples",
     "importance_loglik",
     "incremental",
+    "information_criteria",
     "minibatch",
     "online_em",
     "polyak_average",
     "robbins_monro",
     "saem",
     "saem_step_size",
+    "select_seed",
     "squarem",
     "standard_errors",
     "stochastic_newton",

@@ -44,6 +44,8 @@ class JobSettings:
         seeds: the seeds, run vmapped in one compiled program.
         init_seed: seed of the shared start θ₀ when the scenario gives none.
         reference_iters: exact-EM iterations used to find the fixed point θ*.
+        progress: show a progress bar during the fit (``num_iters`` at least
+            ``progress_from``; a long job).
     """
 
     completion_name: str
@@ -58,6 +60,7 @@ class JobSettings:
     seeds: tuple[int, ...]
     init_seed: int
     reference_iters: int
+    progress: bool
 
 
 def _integer(option: str, value, minimum: int) -> int:
@@ -91,6 +94,18 @@ def _factory(cfg: DictConfig, group: str):
     return instantiate(cfg.factory, group, options=cfg)
 
 
+def _read_progress(cfg: DictConfig, num_iters: int) -> bool:
+    """Whether the job is long enough for a progress bar (``progress_from``; ``null``: never)."""
+    progress_from = cfg.get("progress_from")
+    if progress_from is None:
+        return False
+    try:
+        threshold = as_int("progress_from", progress_from, 1)
+    except (ArgumentError, ArgumentTypeError) as error:
+        raise ConfigError("progress_from", f"{error} (or null: never)") from None
+    return num_iters >= threshold
+
+
 def read(cfg: DictConfig) -> JobSettings:
     """Check the composed config of one job and build its completion and M-step.
 
@@ -103,6 +118,7 @@ def read(cfg: DictConfig) -> JobSettings:
     completion = _factory(cfg.completion, "completion")
     average_from = cfg.completion.get("average_from")
     fixed_num_samples = cfg.completion.get("fixed_num_samples")
+    num_iters = _integer("num_iters", cfg.get("num_iters"), 1)
     return JobSettings(
         completion_name=str(cfg.completion.name),
         completion_label=completion_label(cfg.completion),
@@ -112,10 +128,11 @@ def read(cfg: DictConfig) -> JobSettings:
         average_from=None if average_from is None else _integer("completion.average_from", average_from, 0),
         mstep_name=str(cfg.mstep.name),
         mstep=_factory(cfg.mstep, "mstep"),
-        num_iters=_integer("num_iters", cfg.get("num_iters"), 1),
+        num_iters=num_iters,
         seeds=_seeds(cfg.get("seeds")),
         init_seed=_integer("init_seed", cfg.get("init_seed"), 0),
         reference_iters=_integer("reference.num_iters", cfg.get("reference", {}).get("num_iters"), 1),
+        progress=_read_progress(cfg, num_iters),
     )
 
 
