@@ -30,11 +30,11 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.distributions.transforms import biject_to
 
 from stochem import _validation
 from stochem import rows as row_data
 from stochem import weights as sample_weights
+from stochem.unconstrained import biject_to  # imports numpyro when first called
 
 
 class ModelBase:
