@@ -1,6 +1,8 @@
 """stochem: EM with exact or sampled completion of the missing data, compiled with JAX.
 
-The public namespace only re-exports; see ``stochem.fit`` to start.
+The public namespace only re-exports; see ``stochem.fit`` to start. numpyro
+is imported only when something needs it (``models.from_numpyro``,
+``importance_loglik``, ``mcmc``, parameters in unconstrained space).
 """
 
 from stochem import capabilities, models
@@ -33,7 +35,6 @@ from stochem.completion import (
 )
 from stochem.em import build as build_em
 from stochem.driver import FitFailed, FitResult, Trace, fit
-from stochem.models.numpyro_model import importance_loglik
 from stochem.mstep import closed_form, gradient, saem_mstep, stochastic_newton
 from stochem.restarts import best_of, best_seed, select_seed
 from stochem.selection import InformationCriteria, information_criteria
@@ -85,3 +86,13 @@ __all__ = [
     "models",
     "monte_carlo",
 ]
+
+
+def __getattr__(name: str):
+    """``importance_loglik`` is imported on first use: it brings in numpyro, which is slow to import."""
+    if name == "importance_loglik":
+        from stochem.models.numpyro_model import importance_loglik
+
+        globals()[name] = importance_loglik
+        return importance_loglik
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

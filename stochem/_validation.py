@@ -9,6 +9,7 @@ name without reading the message.
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -68,6 +69,25 @@ def as_int(name: str, value, minimum: int) -> int:
     if value < minimum:
         raise ArgumentError(name, f"{name} must be an integer >= {minimum}, got {value}.")
     return value
+
+
+def as_float(name: str, value, wanted: str) -> float:
+    """``value`` as a finite Python float; ``wanted`` says which numbers the argument takes.
+
+    Example:
+        >>> as_float("tol", 1e-3, "> 0")
+        0.001
+    """
+    message = f"{name} must be a number {wanted}, got {value!r}."
+    if isinstance(value, (bool, str)):
+        raise ArgumentTypeError(name, message)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(name, message) from None
+    if not math.isfinite(number):
+        raise ArgumentError(name, message)
+    return number
 
 
 def as_float_array(name: str, value, *, allow_nan: bool = False) -> np.ndarray:

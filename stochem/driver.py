@@ -29,7 +29,6 @@ from stochem.completion import Exact, exact
 from stochem.importance import PARETO_K_THRESHOLD
 from stochem.keys import keys_from_user
 from stochem.loop import run_em
-from stochem.models.numpyro_model import ImportanceLoglik
 from stochem.mstep import closed_form
 from stochem.em import FAILURE_CAUSES
 from stochem.results import FitFailed, FitResult, Trace
@@ -198,6 +197,8 @@ def fit(
     transform = completion(model)
     mstep(model)
     if loglik is not None:
+        from stochem.models.numpyro_model import ImportanceLoglik  # numpyro is imported when first needed
+
         if not isinstance(loglik, ImportanceLoglik):
             raise TypeError(f"loglik must be None or stochem.importance_loglik(...), got {loglik!r}.")
         loglik = loglik.bind(model)

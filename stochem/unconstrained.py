@@ -9,7 +9,13 @@ the unconstrained coordinates ``u = T⁻¹(θ)`` so that probabilities stay in
 from __future__ import annotations
 
 from jax.flatten_util import ravel_pytree
-from numpyro.distributions.transforms import biject_to
+
+
+def biject_to(constraint):
+    """numpyro's bijection ``T`` onto ``constraint`` (numpyro is imported here, when first needed)."""
+    from numpyro.distributions.transforms import biject_to as numpyro_biject_to
+
+    return numpyro_biject_to(constraint)
 
 
 def to_unconstrained(model, params, fields=None):

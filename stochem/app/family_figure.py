@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from stochem.app.completions import COMPLETIONS  # noqa: E402
+from stochem.app.summary import COMPLETION_ORDER  # noqa: E402
 
 _COLUMNS = ("distance", "loglik_gap")
 
@@ -30,7 +30,7 @@ def _filled(run: pd.DataFrame, last_iteration: int) -> pd.DataFrame:
 
 def curves(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """label -> per-iteration median/min/max of distance, gap and elapsed seconds, in completion order."""
-    order = {name: index for index, name in enumerate(COMPLETIONS)}
+    order = {name: index for index, name in enumerate(COMPLETION_ORDER)}
     labels = (frame[["completion", "label"]].drop_duplicates()
               .assign(_order=lambda table: table["completion"].map(order).fillna(len(order)))
               .sort_values(["_order", "label"]))

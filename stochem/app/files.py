@@ -9,11 +9,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-
-import pandas as pd
 
 
 @contextlib.contextmanager
@@ -49,6 +48,13 @@ def write_json(path: Path, value) -> None:
     write_text(path, json.dumps(value, indent=2) + "\n")
 
 
-def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    """Write a table as CSV (no index), atomically."""
+def write_csv(path: Path, frame) -> None:
+    """Write a table (a ``pandas.DataFrame``) as CSV (no index), atomically."""
     write_text(path, frame.to_csv(index=False))
+
+
+def copy_file(source: Path, target: Path) -> Path:
+    """Copy ``source`` to ``target`` atomically; return ``target``."""
+    with replacing(target) as temporary:
+        shutil.copyfile(source, temporary)
+    return Path(target)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 
 import jax
@@ -38,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import stochem as se
 from stochem import weights as sample_weights
-from stochem.app import completions, files, scenarios, settings, traces
+from stochem.app import cache, files, scenarios, settings, traces
 from stochem.app.matching import distance_trace
 from stochem.app.reference import as_dict, fixed_point, loglik_trace
 from stochem.app.timing import timed
@@ -105,7 +106,9 @@ def run(cfg: DictConfig, output_dir: Path) -> Path:
         settings.ConfigError: a bad option (before any JAX work).
         ValueError, TypeError: from stochem, for inputs it rejects.
     """
+    started = time.time()
     job = settings.read(cfg)
+    caches = cache.read_settings(cfg)
     output_dir = Path(output_dir).resolve()
     table_path = output_dir / TABLE_FILE
     label = describe(str(cfg.scenario.get("name")), job)
@@ -117,14 +120,14 @@ def run(cfg: DictConfig, output_dir: Path) -> Path:
             log.info("%s: finished in an earlier run (%s exists); skipped", label, table_path)
         return table_path
 
-    scenario = scenarios.build(cfg.scenario, job.init_seed)
-    prepared = sample_weights.attach(scenario.model, scenario.model.prepare_data(scenario.data), scenario.sample_weight)
-    completions.check_against(job.completion_settings, scenario.model, prepared, scenario.name)
-    if job.average_from is not None and job.average_from > job.num_iters:
-        raise settings.ConfigError("completion.average_from", f"must be <= num_iters ({job.num_iters}), "
-                                   f"got {job.average_from}")
+    cache.use_compilation_cache(caches.compilation_folder)  # before JAX compiles anything
+    with timed() as scenario_timing:
+        scenario = scenarios.build(cfg.scenario, job.init_seed, caches.reference_folder)
+        prepared = sample_weights.attach(scenario.model, scenario.model.prepare_data(scenario.data),
+                                         scenario.sample_weight)
+    settings.check_against(job, scenario.model, prepared, scenario.name)
     with timed() as reference_timing:
-        reference = fixed_point(scenario, job.reference_iters)
+        reference = fixed_point(scenario, job.reference_iters, caches.reference_folder)
     with timed() as timing:
         result = se.fit(scenario.model, scenario.data, completion=job.completion, mstep=job.mstep,
                         init=scenario.init, key=list(job.seeds), num_iters=job.num_iters,
@@ -157,7 +160,8 @@ def run(cfg: DictConfig, output_dir: Path) -> Path:
         "iterations_run": [int(length - 1) for length in lengths],
         "distance_tol": scenario.distance_tol,
         "timing": {"total_seconds": timing.total, "compile_seconds": timing.compile,
-                   "run_seconds": timing.run, "reference_seconds": reference_timing.total},
+                   "run_seconds": timing.run, "reference_seconds": reference_timing.total,
+                   "scenario_seconds": scenario_timing.total, "started_at": started, "finished_at": time.time()},
         "reference": {"loglik": reference.loglik, "num_iters": reference.num_iters,
                       "last_step": reference.last_step, "params": _params_json(reference.params)},
         "init": _params_json(as_dict(scenario.init)),

@@ -2,16 +2,18 @@
 
 By default θ* is the exact-EM fixed point, reached by exact EM (closed-form
 M-step) from the scenario's shared start θ₀ with ``reference.num_iters``
-iterations. A scenario whose posterior has no closed form (so no exact EM)
-names its own reference in its config::
+iterations; it is kept in the app's cache folder (:mod:`stochem.app.cache`)
+and computed again only when the scenario's config, data or start, the
+iterations, stochem's code, JAX or the devices change. A scenario whose
+posterior has no closed form (so no exact EM) names its own reference in its
+config::
 
     reference:
       _target_: stochem.app.reference.quadrature_mle   # called with the model
       num_nodes: 30                                    # and these options
 
 The target is called as ``target(model, **options)`` and returns a
-:class:`FixedPoint`. Either way θ* is computed once per scenario and process
-(the cache), which is cheap next to the Monte Carlo runs. How well it has
+:class:`FixedPoint`; it is computed once per scenario and process. How well it has
 converged is recorded: ``last_step`` is the distance between its last two
 iterates, which bounds how small a distance to θ* can meaningfully be.
 """
@@ -20,14 +22,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 import stochem as se
-from stochem.app import quadrature
+from stochem.app import cache, quadrature
 from stochem.app.matching import distance
-from stochem.app.scenarios import Scenario, call_target
+from stochem.app.errors import instantiate
+from stochem.app.scenarios import Scenario
 
 
 class FixedPoint(NamedTuple):
@@ -70,25 +74,64 @@ def as_dict(params) -> dict:
     return {name: np.asarray(value) for name, value in params._asdict().items()}
 
 
+def _cache_key(scenario: Scenario, num_iters: int) -> str:
+    """What the exact-EM fixed point depends on: scenario config, data, weights, start, iterations, code, JAX, devices."""
+    data = scenario.data if isinstance(scenario.data, list) else [scenario.data]
+    arrays = [np.asarray(part) for part in [*data, scenario.sample_weight] if part is not None]
+    start = [np.asarray(value) for value in scenario.init]
+    return cache.digest(scenario.config, scenario.fixed, num_iters, cache.environment_digest(), *arrays, *start)
+
+
+def _load(path: Path) -> FixedPoint | None:
+    """The fixed point stored at ``path`` by :func:`_save` (``None`` if absent or unreadable)."""
+    stored = cache.load_arrays(path)
+    if stored is None or not {"loglik", "num_iters", "last_step"} <= set(stored):
+        return None
+    params = {name[len("params."):]: value for name, value in stored.items() if name.startswith("params.")}
+    return FixedPoint(params=params, loglik=float(stored["loglik"]), num_iters=int(stored["num_iters"]),
+                      last_step=float(stored["last_step"]))
+
+
+def _save(path: Path, fixed_point: FixedPoint) -> None:
+    cache.save_arrays(path, {"loglik": fixed_point.loglik, "num_iters": fixed_point.num_iters,
+                             "last_step": fixed_point.last_step,
+                             **{f"params.{name}": value for name, value in fixed_point.params.items()}})
+
+
 @functools.lru_cache(maxsize=32)
-def exact_fixed_point(scenario: Scenario, num_iters: int) -> FixedPoint:
-    """Run exact EM from θ₀ for ``num_iters`` iterations (cached per scenario and ``num_iters``)."""
+def exact_fixed_point(scenario: Scenario, num_iters: int, cache_folder: Path | None = None) -> FixedPoint:
+    """Run exact EM from θ₀ for ``num_iters`` iterations (cached per scenario and ``num_iters``).
+
+    With ``cache_folder`` the result is also kept on disk, keyed by the scenario's
+    config, data, start and ``num_iters``, stochem's source, the JAX version and
+    the devices, so later jobs and later runs read it instead of running EM.
+    """
+    path = None if cache_folder is None else cache_folder / f"{scenario.name}-{_cache_key(scenario, num_iters)}.npz"
+    if path is not None and path.is_file() and (stored := _load(path)) is not None:
+        return stored
     result = se.fit(scenario.model, scenario.data, completion=se.exact(), mstep=se.closed_form(),
                     init=scenario.init, num_iters=num_iters, fixed=scenario.fixed,
                     sample_weight=scenario.sample_weight)
     trace = as_dict(result.trace.params)
     final = {name: value[-1] for name, value in trace.items()}
     before = {name: value[-2] for name, value in trace.items()}
-    return FixedPoint(params=final, loglik=float(result.trace.loglik[-1]), num_iters=num_iters,
-                      last_step=distance(before, final, scenario.symmetry))
+    fixed_point = FixedPoint(params=final, loglik=float(result.trace.loglik[-1]), num_iters=num_iters,
+                             last_step=distance(before, final, scenario.symmetry))
+    if path is not None:
+        _save(path, fixed_point)
+    return fixed_point
 
 
 @functools.lru_cache(maxsize=32)
-def fixed_point(scenario: Scenario, num_iters: int) -> FixedPoint:
-    """θ* of ``scenario``: its own reference if its config names one, else :func:`exact_fixed_point`."""
+def fixed_point(scenario: Scenario, num_iters: int, cache_folder: Path | None = None) -> FixedPoint:
+    """θ* of ``scenario``: its own reference if its config names one, else :func:`exact_fixed_point`.
+
+    ``cache_folder`` keeps exact EM's fixed point on disk (a scenario's own
+    reference is computed in each process).
+    """
     if scenario.reference is None:
-        return exact_fixed_point(scenario, num_iters)
-    reference = call_target(scenario.reference, f"scenario.reference ({scenario.name})", scenario.model)
+        return exact_fixed_point(scenario, num_iters, cache_folder)
+    reference = instantiate(scenario.reference, f"scenario.reference ({scenario.name})", scenario.model)
     if not isinstance(reference, FixedPoint):
         raise TypeError(f"scenario.reference ({scenario.name}): the target must return a "
                         f"stochem.app.reference.FixedPoint, got {type(reference).__name__}.")

@@ -13,29 +13,110 @@ because an earlier run finished them) and writes, in ``<sweep dir>/report/``:
   family gets, per scenario, accuracy against iterations and against seconds
   (:mod:`stochem.app.family_figure`), and no overview.
 
+A figure is drawn only when what it shows changed. Its key is a hash of the
+table columns it draws (timings only for the family figure, whose panels have
+a time axis), its title and tolerance, stochem's source and matplotlib's
+version; ``figures.json`` beside the figures records each figure's key, and a
+figure whose key is unchanged is left as it is. With the figure cache on
+(``cache.figures``, :mod:`stochem.app.cache`) a figure drawn by an earlier run
+with the same key is copied instead of drawn again (matplotlib is then not
+even imported).
+
 Enabled in ``configs/config.yaml`` under ``hydra.callbacks.report``.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
+from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from stochem.app import family_figure, figures, files
-from stochem.app.summary import gather, summarize
+from stochem.app import cache, files
 
 REPORT_DIR = "report"
+FIGURE_KEYS = "figures.json"
 _SHOWN_COLUMNS = ["scenario", "label", "seeds", "iterations_median", "final_loglik_gap_median",
                   "final_distance_median", "reached", "iters_to_tol_median", "seconds_to_tol_median",
                   "seconds_per_iter", "compile_seconds"]
 SAMPLE_COUNT_SWEEP = {"exact", "monte_carlo"}  # completions drawn by the sample-count figure
+# The columns each kind of figure draws (the family figure has a time axis).
+_DRAWN = {"sample_count": ["mstep", "completion", "label", "seed", "iteration", "num_samples", "loglik", "distance"]}
+_DRAWN["family"] = [*_DRAWN["sample_count"], "loglik_gap", "elapsed_seconds"]
 
 
-def write_report(root: Path) -> dict[str, Path] | None:
-    """Write the report for the jobs below ``root``; return the written paths (None if no job)."""
+def figure_key(kind: str, title: str, frames: list[tuple]) -> str:
+    """The hash of what a figure shows: ``frames`` are ``(table, distance_tol)`` pairs."""
+    import pandas as pd
+
+    parts = [kind, title, cache.source_digest(), importlib.metadata.version("matplotlib")]
+    for frame, tolerance in frames:
+        drawn = frame[_DRAWN[kind]].reset_index(drop=True)
+        parts += [repr(float(tolerance)), pd.util.hash_pandas_object(drawn, index=False).to_numpy()]
+    return cache.digest(*parts)
+
+
+def _figure(path: Path, key: str, draw: Callable[[Path], Path], keys: dict, figure_cache: Path | None) -> Path:
+    """``path``, drawn by ``draw(path)`` unless it already shows ``key`` (or the cache has it)."""
+    if keys.get(path.name) == key and path.is_file():
+        return path
+    cached = None if figure_cache is None else figure_cache / f"{key}.png"
+    if cached is not None and cached.is_file():
+        files.copy_file(cached, path)
+    else:
+        draw(path)
+        if cached is not None:
+            files.copy_file(path, cached)
+    keys[path.name] = key
+    return path
+
+
+def _draw_sample_count(frame, tolerance: float, title: str) -> Callable[[Path], Path]:
+    def draw(path: Path) -> Path:
+        from stochem.app import figures
+
+        return figures.save(figures.scenario_figure(frame, tolerance, title=title), path)
+
+    return draw
+
+
+def _draw_family(frame, tolerance: float, title: str) -> Callable[[Path], Path]:
+    def draw(path: Path) -> Path:
+        from stochem.app import family_figure, figures
+
+        return figures.save(family_figure.family_figure(frame, tolerance, title=title), path)
+
+    return draw
+
+
+def _draw_overview(frames: dict) -> Callable[[Path], Path]:
+    def draw(path: Path) -> Path:
+        from stochem.app import figures
+
+        return figures.save(figures.overview_figure(frames), path, dpi=55)
+
+    return draw
+
+
+def _read_keys(out: Path) -> dict:
+    try:
+        return json.loads((out / FIGURE_KEYS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def write_report(root: Path, figure_cache: Path | None = None) -> dict[str, Path] | None:
+    """Write the report for the jobs below ``root``; return the written paths (None if no job).
+
+    ``figure_cache``: a folder of figures by key, shared between runs (``None``: off).
+    """
+    import pandas as pd
+
+    from stochem.app.summary import gather, summarize
+
     root = Path(root)
     runs, jobs = gather(root)
     if runs.empty:
@@ -49,16 +130,21 @@ def write_report(root: Path) -> dict[str, Path] | None:
 
     tolerance = jobs.set_index("job")["distance_tol"]
     family = not set(runs["completion"]) <= SAMPLE_COUNT_SWEEP
+    keys = _read_keys(out)
     frames = {}
     for name, frame in runs.groupby("scenario", sort=True):
         frames[name] = (frame, float(tolerance[frame["job"].iloc[0]]))
         if family:
-            figure = family_figure.family_figure(frame, frames[name][1], title=f"{name}: the stochastic EM family")
+            kind, title, draw = "family", f"{name}: the stochastic EM family", _draw_family
         else:
-            figure = figures.scenario_figure(frame, frames[name][1], title=f"{name}: exact vs sampled EM")
-        written[f"figure {name}"] = figures.save(figure, out / f"{name}.png")
+            kind, title, draw = "sample_count", f"{name}: exact vs sampled EM", _draw_sample_count
+        key = figure_key(kind, title, [frames[name]])
+        written[f"figure {name}"] = _figure(out / f"{name}.png", key, draw(*frames[name], title), keys,
+                                            figure_cache)
     if len(frames) > 1 and not family:
-        written["overview"] = figures.save(figures.overview_figure(frames), out / "overview.png", dpi=55)
+        key = figure_key("sample_count", "overview", list(frames.values()))
+        written["overview"] = _figure(out / "overview.png", key, _draw_overview(frames), keys, figure_cache)
+    files.write_json(out / FIGURE_KEYS, keys)
 
     shown = summary[_SHOWN_COLUMNS].copy()
     with pd.option_context("display.width", 220, "display.max_columns", 20):
@@ -73,7 +159,7 @@ class SweepReport(Callback):
     """Hydra callback: write the report at the end of a sweep or a single run."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        write_report(Path(config.hydra.sweep.dir))
+        write_report(Path(config.hydra.sweep.dir), cache.read_settings(config).figures_folder)
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
-        write_report(Path(config.hydra.run.dir))
+        write_report(Path(config.hydra.run.dir), cache.read_settings(config).figures_folder)

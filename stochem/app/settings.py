@@ -1,30 +1,27 @@
-"""Read and check the composed config of one job, before any JAX work.
+"""The settings of one job, built from the composed config before any JAX work.
 
-A bad value stops the job with a :class:`ConfigError` naming the option and
-what it accepts (``main`` prints it without a traceback). The checks here are
-about the app's own options (the ``completion`` group is read by
-:mod:`stochem.app.completions`); the model and the data check themselves when
-the scenario is built (see :mod:`stochem.app.scenarios`).
+The ``completion`` and ``mstep`` groups hold a ``factory``: a ``_target_`` node
+that ``hydra.utils.instantiate`` builds into the stochem completion or M-step
+(``configs/completion/*.yaml``, ``configs/mstep/*.yaml``). The library checks
+their values; a bad one stops the job with a :class:`ConfigError` naming the
+option (:mod:`stochem.app.errors`). The app checks only its own options here:
+``num_iters``, ``seeds``, ``init_seed``, ``reference.num_iters`` and
+``completion.average_from``. Whether a completion suits the scenario's model
+and data is known once the scenario is built (:func:`check_against`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
-import optax
 from omegaconf import DictConfig
 
-import stochem as se
-from stochem.app import completions
-from stochem.app.completions import COMPLETIONS, CompletionSettings
-from stochem.app.options import ConfigError, choice, integer, number
+from stochem._validation import ArgumentError, ArgumentTypeError, as_int
+from stochem.app.errors import ConfigError, from_library, instantiate
+from stochem.app.labels import APP_KEYS, completion_label
 
-__all__ = ["COMPLETIONS", "MSTEPS", "OPTIMIZERS", "ConfigError", "JobSettings", "read"]
-
-MSTEPS = ("closed_form", "gradient", "stochastic_newton", "saem", "default")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "lbfgs")
+__all__ = ["ConfigError", "JobSettings", "check_against", "read"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,10 +29,17 @@ class JobSettings:
     """The checked settings of one job.
 
     Attributes:
-        completion_settings: the checked ``completion`` group (variant, label, options).
-        mstep_name: one of :data:`MSTEPS`.
-        mstep: the M-step factory for ``stochem.fit`` (``None`` for ``default``:
-            the completion's own M-step, else the model's).
+        completion_name: the variant, e.g. ``"saem"`` (the config file's name).
+        completion_label: the variant with its settings, e.g. ``"saem S=1 burn_in=20 exponent=1"``
+            (:mod:`stochem.app.labels`); it tells runs apart in tables and figures.
+        num_samples: fixed draws per observation and iteration (``None``: exact,
+            or a count that changes over the run).
+        completion: the completion factory for ``stochem.fit``.
+        completion_options: the options of the ``completion`` group (for errors).
+        average_from: report Polyak–Ruppert averages of the iterates from this
+            iteration on (``None``: the raw iterates).
+        mstep_name: e.g. ``"closed_form"``, ``"gradient"``, ``"stochastic_newton"``.
+        mstep: the M-step factory for ``stochem.fit``.
         num_iters: EM iterations (at most, for completions with a stopping rule).
         seeds: the seeds, run vmapped in one compiled program.
         init_seed: seed of the shared start θ₀ when the scenario gives none.
@@ -44,7 +48,12 @@ class JobSettings:
             ``progress_from``; a long job).
     """
 
-    completion_settings: CompletionSettings
+    completion_name: str
+    completion_label: str
+    num_samples: int | None
+    completion: Any
+    completion_options: frozenset[str]
+    average_from: int | None
     mstep_name: str
     mstep: Any
     num_iters: int
@@ -53,65 +62,16 @@ class JobSettings:
     reference_iters: int
     progress: bool
 
-    @property
-    def completion_name(self) -> str:
-        """The variant, e.g. ``"saem"`` (see :data:`COMPLETIONS`)."""
-        return self.completion_settings.name
 
-    @property
-    def completion_label(self) -> str:
-        """The variant with its settings, e.g. ``"monte_carlo S=100"``."""
-        return self.completion_settings.label
-
-    @property
-    def num_samples(self) -> int | None:
-        """Fixed draws per observation and iteration (``None``: exact, or a count that changes)."""
-        return self.completion_settings.num_samples
-
-    @property
-    def completion(self):
-        """The completion for ``stochem.fit``."""
-        return self.completion_settings.completion
-
-    @property
-    def average_from(self) -> int | None:
-        """First iteration of the Polyak–Ruppert average of the iterates (``None``: no averaging)."""
-        return self.completion_settings.average_from
+def _integer(option: str, value, minimum: int) -> int:
+    """An app option as an int ``>= minimum`` (the library's check, under the option's name)."""
+    try:
+        return as_int(option.rsplit(".", 1)[-1], value, minimum)
+    except (ArgumentError, ArgumentTypeError) as error:
+        raise ConfigError(option, str(error)) from None
 
 
-@functools.lru_cache(maxsize=None)
-def _optimizer(name: str, learning_rate: float | None):
-    """One optimizer object per setting, so jobs with equal settings share a compiled program."""
-    return getattr(optax, name)(learning_rate)
-
-
-def _read_mstep(cfg: DictConfig):
-    name = choice("mstep.name", cfg.get("name"), MSTEPS)
-    if name == "closed_form":
-        return name, se.closed_form()
-    if name == "default":  # the completion's own M-step (SAEM on a numpyro model: saem_mstep), else the model's
-        return name, None
-    if name == "saem":  # SAEM on a numpyro model's statistics, with saemix's simulated annealing
-        annealing_iters = integer("mstep.annealing_iters", cfg.get("annealing_iters"), 0)
-        factor = number("mstep.annealing_factor", cfg.get("annealing_factor"), above=0.0, at_most=1.0)
-        return name, se.saem_mstep(annealing_iters, factor)
-    if name == "stochastic_newton":  # SAEM on the score (MCMC-SAEM for continuous latents)
-        burn_in = integer("mstep.burn_in", cfg.get("burn_in"), 0)
-        exponent = number("mstep.exponent", cfg.get("exponent"), above=0.5, at_most=1.0)
-        return name, se.stochastic_newton(se.saem_step_size(burn_in, exponent))
-    optimizer = choice("mstep.optimizer", cfg.get("optimizer"), OPTIMIZERS)
-    learning_rate = cfg.get("learning_rate")
-    if learning_rate is None and optimizer != "lbfgs":
-        raise ConfigError("mstep.learning_rate", f"optimizer {optimizer} needs a learning rate > 0")
-    if learning_rate is not None:
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-            raise ConfigError("mstep.learning_rate", f"must be a number > 0 (or null for lbfgs), got {learning_rate!r}")
-        learning_rate = float(learning_rate)
-    num_steps = integer("mstep.num_steps", cfg.get("num_steps"), 1)
-    return name, se.gradient(_optimizer(optimizer, learning_rate), num_steps)
-
-
-def _read_seeds(value) -> tuple[int, ...]:
+def _seeds(value) -> tuple[int, ...]:
     if isinstance(value, (int, str)):
         raise ConfigError("seeds", f"must be a list of seeds such as [0, 1, 2], got {value!r}")
     try:
@@ -120,10 +80,18 @@ def _read_seeds(value) -> tuple[int, ...]:
         raise ConfigError("seeds", f"must be a list of seeds such as [0, 1, 2], got {value!r}") from None
     if not seeds:
         raise ConfigError("seeds", "must list at least one seed, e.g. [0, 1, 2]")
-    seeds = tuple(integer("seeds", seed, 0) for seed in seeds)
+    seeds = tuple(_integer("seeds", seed, 0) for seed in seeds)
     if len(set(seeds)) != len(seeds):
         raise ConfigError("seeds", f"must not repeat a seed, got {list(seeds)}")
     return seeds
+
+
+def _factory(cfg: DictConfig, group: str):
+    """Build the group's ``factory`` node; errors name ``<group>.<option>``."""
+    if "factory" not in cfg:
+        raise ConfigError(f"{group}.factory", "is missing: the group's config must give the stochem "
+                                              "object to build as a _target_ node")
+    return instantiate(cfg.factory, group, options=cfg)
 
 
 def _read_progress(cfg: DictConfig, num_iters: int) -> bool:
@@ -131,11 +99,15 @@ def _read_progress(cfg: DictConfig, num_iters: int) -> bool:
     progress_from = cfg.get("progress_from")
     if progress_from is None:
         return False
-    return num_iters >= integer("progress_from", progress_from, 1, " (or null: never)")
+    try:
+        threshold = as_int("progress_from", progress_from, 1)
+    except (ArgumentError, ArgumentTypeError) as error:
+        raise ConfigError("progress_from", f"{error} (or null: never)") from None
+    return num_iters >= threshold
 
 
 def read(cfg: DictConfig) -> JobSettings:
-    """Check the composed config of one job and return its settings.
+    """Check the composed config of one job and build its completion and M-step.
 
     Raises:
         ConfigError: naming the first bad option and what it accepts.
@@ -143,16 +115,40 @@ def read(cfg: DictConfig) -> JobSettings:
     for group in ("scenario", "completion", "mstep"):
         if not isinstance(cfg.get(group), DictConfig):
             raise ConfigError(group, f"is not set; pick one with {group}=NAME")
-    completion_settings = completions.read(cfg.completion)
-    mstep_name, mstep = _read_mstep(cfg.mstep)
-    num_iters = integer("num_iters", cfg.get("num_iters"), 1)
+    completion = _factory(cfg.completion, "completion")
+    average_from = cfg.completion.get("average_from")
+    fixed_num_samples = cfg.completion.get("fixed_num_samples")
+    num_iters = _integer("num_iters", cfg.get("num_iters"), 1)
     return JobSettings(
-        completion_settings=completion_settings,
-        mstep_name=mstep_name,
-        mstep=mstep,
+        completion_name=str(cfg.completion.name),
+        completion_label=completion_label(cfg.completion),
+        num_samples=None if fixed_num_samples is None else int(fixed_num_samples),
+        completion=completion,
+        completion_options=frozenset(cfg.completion) - APP_KEYS,
+        average_from=None if average_from is None else _integer("completion.average_from", average_from, 0),
+        mstep_name=str(cfg.mstep.name),
+        mstep=_factory(cfg.mstep, "mstep"),
         num_iters=num_iters,
-        seeds=_read_seeds(cfg.get("seeds")),
-        init_seed=integer("init_seed", cfg.get("init_seed"), 0),
-        reference_iters=integer("reference.num_iters", cfg.get("reference", {}).get("num_iters"), 1),
+        seeds=_seeds(cfg.get("seeds")),
+        init_seed=_integer("init_seed", cfg.get("init_seed"), 0),
+        reference_iters=_integer("reference.num_iters", cfg.get("reference", {}).get("num_iters"), 1),
         progress=_read_progress(cfg, num_iters),
     )
+
+
+def check_against(job: JobSettings, model, data, scenario_name: str) -> None:
+    """Refuse, with a ConfigError, a completion the scenario's model or data cannot take.
+
+    ``data`` are the model's prepared data. The library's own reason is kept:
+    e.g. ``mcmc`` on a model without continuous latent sites, ``exact`` on a
+    numpyro model with continuous ones, an ``online_em`` batch larger than the
+    data, ``incremental`` blocks that do not divide the rows.
+    """
+    try:
+        job.completion(model).check_data(data)
+    except (TypeError, ValueError) as error:
+        raise from_library(error, "completion", job.completion_options,
+                           f"{job.completion_label} cannot be used with scenario {scenario_name}: ") from None
+    if job.average_from is not None and job.average_from > job.num_iters:
+        raise ConfigError("completion.average_from", f"must be <= num_iters ({job.num_iters}), "
+                                                     f"got {job.average_from}")

@@ -29,10 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stochem.app.completions import COMPLETIONS
 from stochem.app.job import RESULT_FILE, TABLE_FILE
 
 GROUP = ["scenario", "mstep", "completion", "label"]
+# The order of completions in tables and figures (others follow, by name).
+COMPLETION_ORDER = ("exact", "monte_carlo", "stochastic_em", "monte_carlo_schedule", "ascent_monte_carlo",
+                    "saem", "online_em", "incremental", "mcmc")
 
 
 def _with_label(table: pd.DataFrame) -> pd.DataFrame:
@@ -124,6 +126,7 @@ def summarize(runs: pd.DataFrame, jobs: pd.DataFrame) -> pd.DataFrame:
     summary = pd.DataFrame(rows)
     summary["num_samples"] = pd.array([None if pd.isna(count) else int(count) for count in summary["num_samples"]],
                                       dtype="Int64")
-    order = summary["completion"].map({name: index for index, name in enumerate(COMPLETIONS)}).fillna(len(COMPLETIONS))
+    order = summary["completion"].map({name: index for index, name in enumerate(COMPLETION_ORDER)})
+    order = order.fillna(len(COMPLETION_ORDER))
     summary = summary.assign(_order=order).sort_values(["scenario", "mstep", "_order", "num_samples", "label"])
     return summary.drop(columns="_order").reset_index(drop=True)

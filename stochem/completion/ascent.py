@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from scipy import stats as scipy_stats
 
 from stochem import _validation
 from stochem.base import CompletionTransform, completion_info
@@ -60,6 +59,8 @@ class AscentState(NamedTuple):
 
 
 def _quantile(level: float) -> float:
+    from scipy import stats as scipy_stats  # imported when used: scipy.stats is slow to import
+
     return float(scipy_stats.norm.isf(level))
 
 
@@ -80,9 +81,9 @@ class AscentMonteCarlo:
         _validation.as_int("max_samples", self.max_samples, minimum=self.initial_samples)
         _validation.as_int("growth_divisor", self.growth_divisor, minimum=1)
         for name, level in (("alpha", self.alpha), ("beta", self.beta), ("gamma", self.gamma)):
-            if not 0.0 < level < 0.5:
+            if not 0.0 < _validation.as_float(name, level, "in (0, 0.5)") < 0.5:
                 raise _validation.ArgumentError(name, f"{name} must lie in (0, 0.5), got {level}.")
-        if not self.tol > 0:
+        if not _validation.as_float("tol", self.tol, "> 0") > 0:
             raise _validation.ArgumentError("tol", f"tol must be positive, got {self.tol}.")
 
     def __call__(self, model) -> CompletionTransform:

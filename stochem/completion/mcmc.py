@@ -44,7 +44,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from numpyro.infer.hmc import hmc
 
 from stochem import _validation
 from stochem.base import CompletionTransform, completion_info
@@ -153,6 +152,8 @@ class Mcmc:
         require(model, LatentDensity, "completion=mcmc(...)",
                 "mcmc() samples continuous latent variables through their log density; use "
                 "completion=exact() or monte_carlo(num_samples) for this model.")
+        from numpyro.infer.hmc import hmc  # numpyro is imported when an MCMC completion is built
+
         config = self
 
         def potential_fn_gen(params, data):

@@ -133,8 +133,8 @@ def monte_carlo(num_samples, max_samples: int | None = None) -> MonteCarlo:
     return MonteCarlo(num_samples, max_samples)
 
 
-def geometric_samples(initial: int, growth: float) -> Callable:
-    """Schedule ``S_k = ceil(initial · growth^k)``, a common MCEM choice (Booth & Hobert 1999).
+def geometric_samples(initial_samples: int, growth: float) -> Callable:
+    """Schedule ``S_k = ceil(initial_samples · growth^k)``, a common MCEM choice (Booth & Hobert 1999).
 
     Example:
         >>> import stochem as se
@@ -142,10 +142,11 @@ def geometric_samples(initial: int, growth: float) -> Callable:
         >>> [int(schedule(k)) for k in range(4)]
         [10, 15, 23, 34]
     """
-    initial = _validation.as_int("initial", initial, minimum=1)
+    initial_samples = _validation.as_int("initial_samples", initial_samples, minimum=1)
+    growth = _validation.as_float("growth", growth, ">= 1")
     if not growth >= 1.0:
         raise _validation.ArgumentError("growth", f"growth must be >= 1 (sample counts do not shrink), got {growth}.")
-    return _GeometricSchedule(initial, float(growth))
+    return _GeometricSchedule(initial_samples, growth)
 
 
 @dataclasses.dataclass(frozen=True)

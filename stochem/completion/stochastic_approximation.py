@@ -112,10 +112,11 @@ def saem_step_size(burn_in: int = 20, exponent: float = 1.0) -> SAEMStepSize:
         [1.0, 1.0, 1.0, 0.5, 0.3333]
     """
     burn_in = _validation.as_int("burn_in", burn_in, minimum=0)
+    exponent = _validation.as_float("exponent", exponent, "in (0.5, 1]")
     if not 0.5 < exponent <= 1.0:
         raise _validation.ArgumentError("exponent",
                                         f"exponent must lie in (0.5, 1] so that SAEM converges, got {exponent}.")
-    return SAEMStepSize(burn_in, float(exponent))
+    return SAEMStepSize(burn_in, exponent)
 
 
 def saem(sampler=None, step_size: Callable | None = None):

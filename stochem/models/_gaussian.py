@@ -55,7 +55,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
-from numpyro.distributions import constraints
 
 from stochem import _validation
 
@@ -187,8 +186,14 @@ def contract_points(left_t, right_t):
 class Full:
     """Each component has its own covariance matrix, ``[K, D, D]``."""
 
-    constraint = constraints.positive_definite
     num_feature_axes = 2
+
+    @property
+    def constraint(self):
+        """The numpyro constraint of the stored covariances (numpyro imported when first needed)."""
+        from numpyro.distributions import constraints
+
+        return constraints.positive_definite
 
     def shape(self, num_components, num_features):
         return (num_components, num_features, num_features)
@@ -252,8 +257,14 @@ class Full:
 class Diag:
     """Each component has its own diagonal covariance, stored as variances ``[K, D]``."""
 
-    constraint = constraints.positive
     num_feature_axes = 1
+
+    @property
+    def constraint(self):
+        """The numpyro constraint of the stored covariances (numpyro imported when first needed)."""
+        from numpyro.distributions import constraints
+
+        return constraints.positive
 
     def shape(self, num_components, num_features):
         return (num_components, num_features)
@@ -361,8 +372,14 @@ class Spherical(Diag):
 class Tied:
     """All components share one covariance matrix, ``[D, D]``."""
 
-    constraint = constraints.positive_definite
     num_feature_axes = 2
+
+    @property
+    def constraint(self):
+        """The numpyro constraint of the stored covariances (numpyro imported when first needed)."""
+        from numpyro.distributions import constraints
+
+        return constraints.positive_definite
 
     def shape(self, num_components, num_features):
         return (num_features, num_features)

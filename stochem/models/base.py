@@ -30,7 +30,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.distributions.transforms import biject_to
 
 from stochem import _validation
 from stochem import rows as row_data
@@ -39,6 +38,7 @@ from stochem.multinomial import multinomial
 
 # Rows whose per-value statistics are held at once by the generic spread of CountedDrawsBase.
 _SPREAD_ROWS = 256
+from stochem.unconstrained import biject_to  # imports numpyro when first called
 
 
 class ModelBase:

@@ -13,7 +13,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import xlog1py, xlogy
-from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem.models.base import FiniteLatentModel
@@ -50,7 +49,12 @@ class BinomialMixture(FiniteLatentModel):
 
     params_type = BinomialMixtureParams
     label_symmetry = Symmetry(component_fields=("weights", "probs"))
-    constraints = {"weights": constraints.simplex, "probs": constraints.unit_interval}
+    @property
+    def constraints(self):
+        """Field -> numpyro constraint (numpyro is imported here, when first needed)."""
+        from numpyro.distributions import constraints
+
+        return {"weights": constraints.simplex, "probs": constraints.unit_interval}
 
     def __post_init__(self):
         _validation.as_int("num_components", self.num_components, minimum=1)

@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln, xlogy
-from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem.models.base import FiniteLatentModel
@@ -71,7 +70,12 @@ class CategoricalMixture(FiniteLatentModel):
 
     params_type = CategoricalMixtureParams
     label_symmetry = Symmetry(component_fields=("weights", "probs"))
-    constraints = {"weights": constraints.simplex, "probs": constraints.simplex}
+    @property
+    def constraints(self):
+        """Field -> numpyro constraint (numpyro is imported here, when first needed)."""
+        from numpyro.distributions import constraints
+
+        return {"weights": constraints.simplex, "probs": constraints.simplex}
 
     def __post_init__(self):
         _validation.as_int("num_components", self.num_components, minimum=1)

@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
-from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem.models.base import FiniteLatentModel
@@ -58,7 +57,12 @@ class DiceSum(FiniteLatentModel):
 
     params_type = DiceSumParams
     label_symmetry = Symmetry(exchangeable_fields=("probs1", "probs2"))  # the two dice
-    constraints = {"probs1": constraints.simplex, "probs2": constraints.simplex}
+    @property
+    def constraints(self):
+        """Field -> numpyro constraint (numpyro is imported here, when first needed)."""
+        from numpyro.distributions import constraints
+
+        return {"probs1": constraints.simplex, "probs2": constraints.simplex}
 
     def __post_init__(self):
         _validation.as_int("num_faces", self.num_faces, minimum=2)

@@ -24,7 +24,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
-from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem import weights as sample_weights
@@ -147,7 +146,9 @@ class GaussianMixture(AcceptsSampleWeights, FiniteLatentModel):
 
     @property
     def constraints(self):
-        """Field -> numpyro constraint, for the gradient M-step."""
+        """Field -> numpyro constraint, for the gradient M-step (numpyro is imported here, when first needed)."""
+        from numpyro.distributions import constraints
+
         return {"weights": constraints.simplex, "means": constraints.real,
                 "covariances": self._structure.constraint}
 

@@ -50,7 +50,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
-from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem import weights as sample_weights
@@ -229,6 +228,8 @@ class HiddenMarkovModel(AcceptsSampleWeights, ModelBase):
     @property
     def constraints(self):
         """Field -> numpyro constraint (simplex acts on the last axis: each row of A)."""
+        from numpyro.distributions import constraints
+
         chain = {"initial_probs": constraints.simplex, "transition_matrix": constraints.simplex}
         if self._categorical:
             return {**chain, "emission_probs": constraints.simplex}

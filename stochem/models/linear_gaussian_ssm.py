@@ -30,7 +30,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem.models import _gaussian
@@ -133,6 +132,9 @@ class LinearGaussianSSM(ModelBase):
 
     @property
     def constraints(self):
+        """Field -> numpyro constraint, for the gradient M-step (numpyro is imported here, when first needed)."""
+        from numpyro.distributions import constraints
+
         pd = constraints.positive_definite
         return {"initial_mean": constraints.real_vector, "initial_cov": pd, "transition": constraints.real,
                 "transition_cov": pd, "emission": constraints.real, "emission_cov": pd}

@@ -29,7 +29,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
-from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem import weights as sample_weights
@@ -109,7 +108,12 @@ class MissingGaussian(AcceptsSampleWeights, ModelBase):
 
     params_type = MissingGaussianParams
     linear_statistics = True
-    constraints = {"mean": constraints.real_vector, "covariance": constraints.positive_definite}
+    @property
+    def constraints(self):
+        """Field -> numpyro constraint (numpyro is imported here, when first needed)."""
+        from numpyro.distributions import constraints
+
+        return {"mean": constraints.real_vector, "covariance": constraints.positive_definite}
 
     def __post_init__(self):
         object.__setattr__(self, "reg_covar", _gaussian.check_reg_covar(self.reg_covar))

@@ -20,7 +20,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import xlog1py, xlogy
-from numpyro.distributions import constraints
 
 from stochem import _validation
 from stochem.models.base import FiniteLatentModel
@@ -57,7 +56,12 @@ class ShiftedDie(FiniteLatentModel):
     num_faces: int = 6
 
     params_type = ShiftedDieParams
-    constraints = {"p_heads": constraints.unit_interval, "face_probs": constraints.simplex}
+    @property
+    def constraints(self):
+        """Field -> numpyro constraint (numpyro is imported here, when first needed)."""
+        from numpyro.distributions import constraints
+
+        return {"p_heads": constraints.unit_interval, "face_probs": constraints.simplex}
 
     def __post_init__(self):
         _validation.as_int("num_faces", self.num_faces, minimum=2)

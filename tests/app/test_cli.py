@@ -144,6 +144,8 @@ def test_rerunning_a_sweep_into_its_folder_skips_finished_jobs(app, tmp_path):
     tables = job_tables(tmp_path / "sweep")
     exact_table, sampled_table = sorted(tables, key=lambda path: "monte_carlo" in str(path))
     exact_written = exact_table.stat().st_mtime_ns
+    figure = tmp_path / "sweep" / "report" / "coins.png"
+    figure_written = figure.stat().st_mtime_ns
     sampled_table.unlink()  # as if the sweep had been stopped during that job
 
     again = app(*arguments)
@@ -153,6 +155,7 @@ def test_rerunning_a_sweep_into_its_folder_skips_finished_jobs(app, tmp_path):
     assert sampled_table.is_file()  # run again
     check_job(sampled_table, num_seeds=2, num_iters=2)
     check_report(tmp_path / "sweep", ["coins"])
+    assert figure.stat().st_mtime_ns == figure_written  # the job ran again, to the same curves: not redrawn
 
 
 def test_a_long_job_shows_a_progress_bar(app, tmp_path):
@@ -179,8 +182,8 @@ def test_single_runs_started_together_get_their_own_folders(tmp_path):
     (["scenario=nope"], ["scenario", "coins", "gmm_nd"]),
     (["experiment=gmm_mcem", "completion.num_samples=0"], ["completion.num_samples", ">= 1"]),
     (["mstep=gradient", "mstep.optimizer=bfgs"], ["mstep.optimizer", "adam"]),
-    (["scenario.model.num_components=0"], ["scenario.model", "num_components"]),
-    (["completion=saem", "completion.exponent=2"], ["completion.exponent", "<= 1"]),
+    (["scenario.model.num_components=0"], ["scenario.model.num_components", ">= 1"]),
+    (["completion=saem", "completion.exponent=2"], ["completion.exponent", "(0.5, 1]"]),
     (["completion=incremental", "completion.num_blocks=3"], ["completion.num_blocks", "divide", "coins"]),
     (["completion=mcmc"], ["completion:", "mcmc", "coins"]),  # the coins have no continuous latent sites
 ])
@@ -193,6 +196,9 @@ def test_bad_options_stop_with_a_short_message(app, arguments, words):
         assert word in output
     error_lines = [line for line in process.stderr.splitlines() if line.strip()]
     assert len(error_lines) <= 25, process.stderr  # Hydra lists the available options
+    if arguments != ["scenario=nope"]:  # the app's own one-line error, usage status
+        assert process.returncode == 2
+        assert f"stochem: error: {words[0].rstrip(':')}: " in process.stderr
 
 
 @pytest.mark.slow

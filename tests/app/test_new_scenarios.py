@@ -335,4 +335,4 @@ def test_the_saem_mstep_is_read_and_its_options_checked():
     assert job.mstep == se.stochastic_newton(se.saem_step_size(burn_in=50, exponent=1.0))
     with pytest.raises(ConfigError) as raised:
         settings.read(bad)
-    assert raised.value.option == "mstep.exponent" and "<= 1" in str(raised.value)
+    assert raised.value.option == "mstep.exponent" and "(0.5, 1]" in str(raised.value)

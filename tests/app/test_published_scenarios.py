@@ -22,7 +22,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 import stochem as se
-from stochem.app import completions, reference, scenarios, settings
+from stochem.app import reference, scenarios, settings
 from stochem.app.job import TABLE_COLUMNS
 from stochem.app.settings import ConfigError
 from stochem.references import salamander as salamander_reference
@@ -110,7 +110,7 @@ def test_the_saem_mstep_reads_saemix_annealing_and_names_a_bad_factor():
     assert job.mstep == se.saem_mstep(150, 0.97)
     with pytest.raises(ConfigError) as raised:
         settings.read(compose_app("completion=saem", "mstep=saem", "mstep.annealing_factor=1.5"))
-    assert raised.value.option == "mstep.annealing_factor" and "<= 1" in str(raised.value)
+    assert raised.value.option == "mstep.annealing_factor" and "(0, 1]" in str(raised.value)
     with pytest.raises(ConfigError) as raised:
         settings.read(compose_app("completion=group_metropolis", "completion.target_accept=1.0"))
     assert raised.value.option == "completion.target_accept"
@@ -120,9 +120,8 @@ def test_group_metropolis_is_refused_on_a_model_without_grouped_latents():
     job = settings.read(compose_app("scenario=coins", "completion=group_metropolis"))
     built = build("coins")
     with pytest.raises(ConfigError) as raised:
-        completions.check_against(job.completion_settings, built.model, built.model.prepare_data(built.data),
-                                  "coins")
-    assert "group_metropolis" in str(raised.value)
+        settings.check_against(job, built.model, built.model.prepare_data(built.data), "coins")
+    assert raised.value.option == "completion" and "group_metropolis" in str(raised.value)
 
 
 # --- the sweeps, end to end -----------------------------------------------------------------------

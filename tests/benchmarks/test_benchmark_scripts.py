@@ -36,7 +36,19 @@ def test_run_all_quick_prints_every_goal_and_the_results_agree():
     summary = output[output.index("## All goals"):]
     rows = [line.split(" | ") for line in summary.splitlines() if line.startswith("| ") and "---" not in line][1:]
     scripts = {row[0].strip("| ") for row in rows}
-    assert scripts == {"gmm_vs_sklearn", "mc_cost", "repeated_fit", "seeds_batch", "memory", "hmm_vs_hmmlearn"}
+    assert scripts == {"gmm_vs_sklearn", "mc_cost", "repeated_fit", "seeds_batch", "memory", "hmm_vs_hmmlearn",
+                       "app_wall_time"}
     for row in rows:
         if "same" in row[1] or "RSS" in row[1]:  # accuracy and memory goals hold at any size
             assert row[-1].strip(" |") == "yes", row
+
+
+@pytest.mark.slow
+def test_app_wall_time_runs_a_sweep_cold_then_warm_to_the_same_results_as_the_build_before(tmp_path):
+    goals_path = tmp_path / "goals.json"
+    output = run("app_wall_time.py", "--quick", "--goals-json", str(goals_path), timeout=1200)
+    for part in ("before first job", "reference θ*", "fits: compile", "report", "total (wall)", "current / before"):
+        assert part in output
+    goals = json.loads(goals_path.read_text())
+    same = {goal["goal"]: goal["met"] for goal in goals if "same results" in goal["goal"]}
+    assert same == {"warm run gives the same results": True, "same results as the build before (91b21e2)": True}
