@@ -36,6 +36,8 @@ from stochem.models.numpyro_model import importance_loglik
 from stochem.mstep import closed_form, gradient, stochastic_newton
 from stochem.standard_errors import StandardErrors, standard_errors
 from stochem.streaming import fit_stream
+from stochem.out_of_core import fit_out_of_core
+from stochem import distributed
 
 __all__ = [
     "CompletionInfo",
@@ -50,6 +52,8 @@ __all__ = [
     "Trace",
     "ascent_monte_carlo",
     "chain",
+    "distributed",
+    "fit_out_of_core",
     "fit_stream",
     "geometric_samples",
     "importance_loglik",
