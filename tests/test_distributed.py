@@ -7,7 +7,6 @@ whole data set alone. Exact EM must agree to rounding: means to 1e-10, ℓ to 1e
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -18,9 +17,9 @@ import pytest
 
 from stochem import distributed
 from tests import distributed_child
+from tests.app.running import app_environment
 
 CHILD = Path(distributed_child.__file__)
-REPOSITORY = CHILD.parents[1]
 
 
 def _free_port() -> int:
@@ -33,8 +32,8 @@ def _free_port() -> int:
 def two_processes(tmp_path_factory):
     """The children's results (process 0 writes them)."""
     output = tmp_path_factory.mktemp("distributed") / "results.npz"
-    environment = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "1",
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
+    # The app tests' compilation cache: a second run of the suite skips the children's compiles.
+    environment = {**app_environment(), "JAX_NUM_CPU_DEVICES": "1"}
     port = str(_free_port())
     children = [subprocess.Popen([sys.executable, str(CHILD), str(rank), port, str(output)], env=environment,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -73,3 +72,23 @@ def test_a_nan_on_one_process_is_reported_by_every_process(two_processes):
 def test_one_process_is_not_distributed():
     assert not distributed.is_multi_process()
     assert not distributed.is_global_array(np.zeros(3))
+
+
+def test_bad_arguments_are_named_before_anything_starts():
+    with pytest.raises(ValueError, match="process_id must be in 0..1") as caught:
+        distributed.initialize("localhost:1", num_processes=2, process_id=2)
+    assert caught.value.argument == "process_id"
+    with pytest.raises(ValueError, match="not divisible by the .* devices; drop") as caught:
+        distributed.row_share(7, process_id=0, num_processes=2)
+    assert caught.value.argument == "num_rows"
+
+
+def test_row_shares_cover_the_file_once():
+    shares = [distributed.row_share(12, process_id=rank, num_processes=3) for rank in range(3)]
+    np.testing.assert_array_equal(np.concatenate([np.arange(12)[share] for share in shares]), np.arange(12))
+
+
+def test_read_npy_rows_in_one_process_reads_the_whole_file(tmp_path):
+    rows = np.arange(12.0).reshape(6, 2)
+    np.save(tmp_path / "rows.npy", rows)
+    np.testing.assert_array_equal(np.asarray(distributed.read_npy_rows(tmp_path / "rows.npy")), rows)
