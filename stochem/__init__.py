@@ -34,6 +34,8 @@ from stochem.em import build as build_em
 from stochem.driver import FitResult, Trace, fit
 from stochem.models.numpyro_model import importance_loglik
 from stochem.mstep import closed_form, gradient, stochastic_newton
+from stochem.restarts import best_of, best_seed, select_seed
+from stochem.selection import InformationCriteria, information_criteria
 from stochem.standard_errors import StandardErrors, standard_errors
 from stochem.streaming import fit_stream
 from stochem.out_of_core import fit_out_of_core
@@ -46,11 +48,14 @@ __all__ = [
     "EMInfo",
     "EMState",
     "FitResult",
+    "InformationCriteria",
     "MStepTransform",
     "StandardErrors",
     "StatsTransform",
     "Trace",
     "ascent_monte_carlo",
+    "best_of",
+    "best_seed",
     "chain",
     "distributed",
     "fit_out_of_core",
@@ -58,12 +63,14 @@ __all__ = [
     "geometric_samples",
     "importance_loglik",
     "incremental",
+    "information_criteria",
     "minibatch",
     "online_em",
     "polyak_average",
     "robbins_monro",
     "saem",
     "saem_step_size",
+    "select_seed",
     "squarem",
     "standard_errors",
     "stochastic_newton",

@@ -43,11 +43,14 @@ protocol                    members                                            n
                             Symmetry` (which components are exchangeable)
 :class:`DefaultMStep`       ``default_mstep``: the M-step ``fit`` uses when    ``fit(mstep=None)`` without
                             none is given                                      ``m_step``
+:class:`FreeParameters`     ``free_parameter_counts(params)``: field -> the    ``information_criteria`` (AIC,
+                            dimension it adds to the parameter space;          BIC), ``stochem.sklearn``
+                            ``num_observations(data)``: the ``n`` of BIC
 ==========================  =================================================  ==============================
 
 :class:`stochem.models.base.ModelBase` supplies the generic members
 (``stats_sampler``, ``sampled_stats``, ``expected_stats_and_loglik``, the row
-helpers) from the model-specific ones, so a model writes only what is its own:
+helpers, the free-parameter counts from ``constraints``) from the model-specific ones, so a model writes only what is its own:
 its statistics once in ``suff_stats``, and faster fused passes where it has
 them (e.g. the Gaussian mixture's one-pass draw).
 
@@ -150,6 +153,13 @@ class LabelSymmetry(Protocol):
 @runtime_checkable
 class DefaultMStep(Protocol):
     default_mstep: Any
+
+
+@runtime_checkable
+class FreeParameters(Protocol):
+    def free_parameter_counts(self, params) -> dict: ...
+
+    def num_observations(self, data) -> int: ...
 
 
 @runtime_checkable

@@ -42,6 +42,7 @@ _seeds_spread = contextvars.ContextVar("stochem_seeds_spread", default=False)
 
 def available_cores() -> int:
     """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    # A platform probe, not a capability probe: os.sched_getaffinity exists on Linux only.
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1

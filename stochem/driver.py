@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stochem import _validation
+from stochem import progress as progress_bar
 from stochem.capabilities import ClosedFormMStep, DefaultMStep, TractableLikelihood
 from stochem.completion import Exact, exact
 from stochem.keys import keys_from_user
@@ -43,12 +44,13 @@ def _default_mstep(model):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, batched, has_init):
+def _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, batched, has_init,
+              progress=False):
     transform = completion(model)
     # With no iteration to run there is nothing to stop (and no step to write a buffer for).
     stops_early = (tol is not None or transform.stops_early) and num_iters > 0
     run = functools.partial(run_em, model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
-                            stops_early)
+                            stops_early, progress=progress)
     if batched:
         run = spread_over_devices(run) if transform.vmap_seeds else map_over_seeds(run)
     if has_init:
@@ -69,6 +71,7 @@ def fit(
     fixed=(),
     accelerator=None,
     loglik=None,
+    progress: bool = False,
 ) -> FitResult:
     """Fit ``model`` to ``data`` by EM with the chosen completion and M-step.
 
@@ -103,6 +106,10 @@ def fit(
             every)`` to record an importance sampling estimate of ℓ(θ_t) and
             its standard error (``trace.loglik_stderr``) for numpyro models
             with continuous latent sites.
+        progress: ``True`` shows a progress bar (tqdm) that advances from
+            inside the compiled loop, about 100 times per run, once for all
+            seeds (:mod:`stochem.progress`). ``False`` (default) adds nothing
+            to the compiled program.
 
     Returns:
         A :class:`FitResult`. With a single seed the trace has length
@@ -151,13 +158,18 @@ def fit(
 
     data = model.prepare_data(data)
     transform.check_data(data)
+    if not isinstance(progress, bool):
+        raise _validation.ArgumentTypeError("progress", f"progress must be True or False, got {progress!r}.")
     keys, batched = keys_from_user(key)
     runner, stops_early = _compiled(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
-                                    batched, init is not None)
-    if init is None:
-        outputs = runner(keys, data)
+                                    batched, init is not None, progress)
+    arguments = (keys, data) if init is None else (keys, model.prepare_params(init, data), data)
+    if progress:
+        with progress_bar.ProgressBar(num_iters) as bar:
+            outputs = jax.block_until_ready(runner(*arguments))
+            bar.finish(int(np.max(outputs[4])))
     else:
-        outputs = runner(keys, model.prepare_params(init, data), data)
+        outputs = runner(*arguments)
     final_params, logliks, params_trace, diagnostics, iterations, converged, stderrs = outputs
     if not batched and stops_early:
         length = int(iterations) + 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from stochem import progress as progress_bar
 from stochem.em import build, observed_loglik
 
 # The log-likelihood estimator draws from its own stream, fold_in(key, this):
@@ -61,8 +62,11 @@ def loglik_recorder(model, loglik, key, data, num_iters):
 
 
 def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik, stops_early,
-           key, init_params, data):
+           key, init_params, data, *, progress=False):
     """One EM run (traced).
+
+    With ``progress=True`` each iteration also reports its count to the open
+    progress bar (:mod:`stochem.progress`); with ``False`` nothing of it is traced.
 
     Returns:
         ``(params, loglik_trace, params_trace, diagnostics_trace, num_iters, converged, stderr_trace)``.
@@ -76,6 +80,10 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
         algorithm = accelerator(algorithm, model, data, fixed)
     state = algorithm.init(init_params)
 
+    def report_progress(iterations_done):
+        if progress:
+            progress_bar.report(iterations_done, progress_bar.every_for(num_iters))
+
     def final_entry(params):
         return record_loglik(num_iters, params, _exact_or_nan_stderr(observed_loglik(model, params, data)))
 
@@ -85,6 +93,7 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
             step_key, iteration = step
             new_state, info = algorithm.step(step_key, state)
             loglik_t, stderr_t = record_loglik(iteration, state.params, (info.loglik, info.loglik_stderr))
+            report_progress(iteration + 1)
             return new_state, (loglik_t, stderr_t, state.params, info.diagnostics)
 
         steps = (jax.random.split(run_key, num_iters), jnp.arange(num_iters))
@@ -132,6 +141,7 @@ def run_em(model, completion, mstep, fixed, accelerator, num_iters, tol, loglik,
         new_state, info = algorithm.step(jax.random.fold_in(run_key, iteration), state)
         loglik_t, stderr_t = record_loglik(iteration, state.params, (info.loglik, info.loglik_stderr))
         buffers = write(buffers, iteration, loglik_t, state.params, stderr_t, info.diagnostics)
+        report_progress(iteration + 1)
         converged = jnp.asarray(info.converged)
         if tol is not None:
             converged = converged | ((iteration > 0) & (jnp.abs(info.loglik - previous_loglik) <= tol))

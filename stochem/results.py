@@ -48,3 +48,26 @@ class FitResult(NamedTuple):
     trace: Trace
     num_iters: Any
     converged: Any
+
+    def to_pandas(self, seeds=None):
+        """The trace as a tidy ``pandas.DataFrame``: one row per seed and iteration.
+
+        Columns ``seed``, ``iteration``, ``loglik`` (as in the app's
+        ``table.csv``), ``loglik_stderr``, the completion's scalar diagnostics
+        (e.g. ``num_samples``) and one column per parameter entry
+        (``weights[0]``, ``means[1,0]``); see :mod:`stochem.tidy`.
+
+        Args:
+            seeds: labels for the ``seed`` column, one per seed (e.g. the int
+                seeds given to ``fit``); default ``0, 1, ...``.
+
+        Example:
+            >>> import stochem as se
+            >>> model = se.models.BinomialMixture(num_components=2, num_trials=10)
+            >>> result = se.fit(model, [5, 9, 8, 4, 7], num_iters=3)
+            >>> list(result.to_pandas().columns)
+            ['seed', 'iteration', 'loglik', 'loglik_stderr', 'weights[0]', 'weights[1]', 'probs[0]', 'probs[1]']
+        """
+        from stochem.tidy import fit_result_frame
+
+        return fit_result_frame(self, seeds)

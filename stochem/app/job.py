@@ -127,7 +127,7 @@ def run(cfg: DictConfig, output_dir: Path) -> Path:
     with timed() as timing:
         result = se.fit(scenario.model, scenario.data, completion=job.completion, mstep=job.mstep,
                         init=scenario.init, key=list(job.seeds), num_iters=job.num_iters,
-                        fixed=scenario.fixed)
+                        fixed=scenario.fixed, progress=job.progress)
         result = jax.block_until_ready(result)
 
     num_seeds = len(job.seeds)

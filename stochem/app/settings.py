@@ -39,6 +39,8 @@ class JobSettings:
         seeds: the seeds, run vmapped in one compiled program.
         init_seed: seed of the shared start θ₀ when the scenario gives none.
         reference_iters: exact-EM iterations used to find the fixed point θ*.
+        progress: show a progress bar during the fit (``num_iters`` at least
+            ``progress_from``; a long job).
     """
 
     completion_settings: CompletionSettings
@@ -48,6 +50,7 @@ class JobSettings:
     seeds: tuple[int, ...]
     init_seed: int
     reference_iters: int
+    progress: bool
 
     @property
     def completion_name(self) -> str:
@@ -116,6 +119,14 @@ def _read_seeds(value) -> tuple[int, ...]:
     return seeds
 
 
+def _read_progress(cfg: DictConfig, num_iters: int) -> bool:
+    """Whether the job is long enough for a progress bar (``progress_from``; ``null``: never)."""
+    progress_from = cfg.get("progress_from")
+    if progress_from is None:
+        return False
+    return num_iters >= integer("progress_from", progress_from, 1, " (or null: never)")
+
+
 def read(cfg: DictConfig) -> JobSettings:
     """Check the composed config of one job and return its settings.
 
@@ -127,12 +138,14 @@ def read(cfg: DictConfig) -> JobSettings:
             raise ConfigError(group, f"is not set; pick one with {group}=NAME")
     completion_settings = completions.read(cfg.completion)
     mstep_name, mstep = _read_mstep(cfg.mstep)
+    num_iters = integer("num_iters", cfg.get("num_iters"), 1)
     return JobSettings(
         completion_settings=completion_settings,
         mstep_name=mstep_name,
         mstep=mstep,
-        num_iters=integer("num_iters", cfg.get("num_iters"), 1),
+        num_iters=num_iters,
         seeds=_read_seeds(cfg.get("seeds")),
         init_seed=integer("init_seed", cfg.get("init_seed"), 0),
         reference_iters=integer("reference.num_iters", cfg.get("reference", {}).get("num_iters"), 1),
+        progress=_read_progress(cfg, num_iters),
     )

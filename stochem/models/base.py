@@ -11,7 +11,9 @@ model writes itself:
   without ℓ (a model with a fused pass overrides it);
 * ``num_rows`` / ``take_rows`` / ``full_data_stats`` (minibatches, blocks) for
   data whose leaves share a leading axis of rows and statistics that are sums
-  over rows.
+  over rows;
+* ``free_parameter_counts`` / ``num_observations`` (AIC, BIC) from the model's
+  ``constraints`` and its rows.
 
 How one statistic serves both completions: every model here has complete-data
 statistics that are *linear* in a feature encoding φ(m) of the latent data, so
@@ -23,8 +25,12 @@ posterior probabilities, or the conditional moments) to the same
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+from numpyro.distributions.transforms import biject_to
 
 from stochem import _validation
 from stochem import rows as row_data
@@ -86,6 +92,24 @@ class ModelBase:
         """The statistics that rows ``rows`` contribute to the full data's: here sums over rows, so ``stats``."""
         del rows, num_rows
         return stats
+
+    # --- model selection (FreeParameters) -----------------------------------------------------------
+    def free_parameter_counts(self, params) -> dict[str, int]:
+        """Field -> its number of free parameters: the size of its unconstrained form.
+
+        A field of shape ``s`` under constraint ``c`` (``self.constraints``) adds
+        ``prod(biject_to(c).inverse_shape(s))`` dimensions: a simplex of K
+        entries adds K − 1, a D × D positive definite matrix D(D + 1)/2, a real
+        or positive array its size. (scikit-learn's ``_n_parameters`` for a
+        Gaussian mixture is the sum of these.)
+        """
+        values = params._asdict()
+        return {name: math.prod(biject_to(constraint).inverse_shape(np.shape(values[name])))
+                for name, constraint in self.constraints.items()}
+
+    def num_observations(self, data) -> int:
+        """``n`` in BIC's ``k log n``: the number of rows (observations) of the prepared data."""
+        return self.num_rows(data)
 
 
 class FiniteLatentModel(ModelBase):

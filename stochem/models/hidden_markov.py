@@ -332,6 +332,10 @@ class HiddenMarkovModel(ModelBase):
         covariances = jnp.broadcast_to(covariance, (num_states,) + covariance.shape)
         return GaussianHMMParams(initial_probs, transition_matrix, observations[indices], covariances)
 
+    def num_observations(self, data: HMMData) -> int:
+        """``n`` in BIC's ``k log n``: every time step of every sequence (as hmmlearn's ``bic``)."""
+        return int(np.sum(np.asarray(data.lengths)))
+
     # --- inference -----------------------------------------------------------------------------
 
     def emission_log_likelihoods(self, params, data: HMMData):

@@ -154,6 +154,13 @@ def test_rerunning_a_sweep_into_its_folder_skips_finished_jobs(app, tmp_path):
     check_report(tmp_path / "sweep", ["coins"])
 
 
+def test_a_long_job_shows_a_progress_bar(app, tmp_path):
+    long = app(*TINY, "progress_from=2", "hydra.run.dir=long")  # 2 iterations count as long here
+    assert_succeeded(long)
+    assert "EM: 100%" in long.stderr and "2/2" in long.stderr, long.stderr[-3000:]
+    check_job(tmp_path / "long" / "table.csv", num_seeds=2, num_iters=2)
+
+
 def test_single_runs_started_together_get_their_own_folders(tmp_path):
     command = [sys.executable, "-m", "stochem", "num_iters=2", "seeds=[0,1]", "reference.num_iters=5"]
     processes = [subprocess.Popen(command, cwd=tmp_path, env=app_environment(), stdout=subprocess.PIPE,

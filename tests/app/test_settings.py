@@ -28,6 +28,20 @@ def test_a_good_config_gives_the_fit_arguments():
     assert job.seeds == (0, 1) and job.num_iters == 5 and job.reference_iters == 100
 
 
+def test_long_jobs_show_a_progress_bar():
+    assert read(job_config(num_iters=500, progress_from=500)).progress
+    assert not read(job_config(num_iters=499, progress_from=500)).progress
+    assert not read(job_config(num_iters=10**6, progress_from=None)).progress  # null: never
+    assert not read(job_config()).progress  # no progress_from: never
+
+
+def test_the_default_config_shows_progress_only_for_long_jobs():
+    from stochem.app.paths import config_dir
+
+    defaults = OmegaConf.load(config_dir() / "config.yaml")
+    assert not read(job_config(num_iters=defaults.num_iters, progress_from=defaults.progress_from)).progress
+
+
 def test_exact_completion_ignores_num_samples():
     job = read(job_config(completion__name="exact"))
     assert job.completion == se.exact() and job.num_samples is None
@@ -51,6 +65,8 @@ def test_gradient_mstep_reuses_one_optimizer_per_setting():
     ("seeds", 3, ["seeds", "list"]),
     ("init_seed", -1, ["init_seed"]),
     ("reference.num_iters", 0, ["reference.num_iters"]),
+    ("progress_from", 0, ["progress_from", ">= 1", "null"]),
+    ("progress_from", "often", ["progress_from", "integer"]),
 ])
 def test_bad_values_name_the_option_and_what_it_accepts(option, value, words):
     with pytest.raises(ConfigError) as error:

@@ -40,7 +40,8 @@ def from_numpyro(model_fn, *args, **kwargs):
 
     Args:
         model_fn: a numpyro model (a Python callable with numpyro primitives).
-        *args, **kwargs: its arguments, data included.
+        *args: its positional arguments, data included.
+        **kwargs: its keyword arguments.
 
     Returns:
         An :class:`EnumeratedNumpyroModel` or a :class:`ContinuousNumpyroModel`.

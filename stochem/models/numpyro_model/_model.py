@@ -157,6 +157,18 @@ class NumpyroModel(ModelBase):
             )
         return self.arguments.data()
 
+    def num_observations(self, data) -> int:
+        """``n`` in BIC's ``k log n``: the draws of all observed sites together.
+
+        Each observed site counts the independent draws of its distribution
+        (its batch size; an observed vector is one draw). For hierarchical
+        models the right ``n`` is a matter of definition (groups or
+        measurements); pass ``num_observations=`` to
+        :func:`stochem.information_criteria` to choose.
+        """
+        del data
+        return sum(site.num_draws for site in self.sites.observed)
+
     # -------------------------------------------------------------- log joint
     def log_joint(self, params, data, latent):
         """log p(o, m; θ) by numpyro's ``log_density``; ``latent`` maps latent site names to values."""

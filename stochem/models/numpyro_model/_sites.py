@@ -13,6 +13,7 @@ so bad models get a clear error naming the site and the fix.
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from typing import Any, NamedTuple
 
@@ -83,10 +84,19 @@ class LatentSite(NamedTuple):
 
 
 class ObservedSite(NamedTuple):
-    """An observed sample site (``obs=...`` or ``numpyro.factor``): its name and plates."""
+    """An observed sample site (``obs=...`` or ``numpyro.factor``).
+
+    Attributes:
+        name: the site name.
+        plates: the plates it sits in.
+        num_draws: how many independent draws of its distribution it observes,
+            the size of its batch shape (an ``[N, D]`` value from a
+            ``MultivariateNormal`` of batch shape ``[N]`` is ``N`` draws).
+    """
 
     name: str
     plates: tuple
+    num_draws: int = 1
 
 
 class ModelSites(NamedTuple):
@@ -216,7 +226,8 @@ def trace_sites(model_fn, args: tuple, kwargs: dict) -> ModelSites:
     params = tuple(_param_site(site, field) for site, field in zip(param_traces, fields))
     samples = [site for site in model_trace.values() if site["type"] == "sample"]
     latents = tuple(_latent_site(site) for site in samples if not site["is_observed"])
-    observed = tuple(ObservedSite(site["name"], _plates_of(site)) for site in samples if site["is_observed"])
+    observed = tuple(ObservedSite(site["name"], _plates_of(site), math.prod(site["fn"].batch_shape))
+                     for site in samples if site["is_observed"])
     return ModelSites(params, latents, observed)
 
 
