@@ -139,7 +139,7 @@ def fit_out_of_core(model, source, *, init=None, num_iters: int = 100, chunk_row
         >>> result = se.fit_out_of_core(se.models.GaussianMixture(2), path, chunk_rows=32, num_iters=20,
         ...     init={"weights": [0.5, 0.5], "means": [[1.0], [3.0]], "covariances": [[[1.0]], [[1.0]]]})
         >>> sorted(round(float(m), 2) for m in result.params.means[:, 0])
-        [-0.49, 4.49]
+        [-0.51, 4.51]
     """
     require(model, ExactEStep, "fit_out_of_core(...)")
     require(model, ClosedFormMStep, "fit_out_of_core(...)")
