@@ -40,6 +40,8 @@ from stochem.restarts import best_of, best_seed, select_seed
 from stochem.selection import InformationCriteria, information_criteria
 from stochem.standard_errors import StandardErrors, standard_errors
 from stochem.streaming import fit_stream
+from stochem.out_of_core import fit_out_of_core
+from stochem import distributed
 
 __all__ = [
     "CompletionInfo",
@@ -58,6 +60,8 @@ __all__ = [
     "best_of",
     "best_seed",
     "chain",
+    "distributed",
+    "fit_out_of_core",
     "fit_stream",
     "geometric_samples",
     "group_metropolis",

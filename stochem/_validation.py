@@ -91,19 +91,32 @@ def as_float(name: str, value, wanted: str) -> float:
 
 
 def as_float_array(name: str, value, *, allow_nan: bool = False) -> np.ndarray:
-    """``value`` as a float64 numpy array; rejects non-numeric input, inf, and NaN unless allowed."""
+    """``value`` as a float64 numpy array; rejects non-numeric input, inf, and NaN unless allowed.
+
+    A ``jax.Array`` sharded over several processes stays where it is: the same
+    checks run as global reductions (:func:`stochem.distributed.check_global_floats`).
+    """
+    from stochem import distributed
+
+    if distributed.is_global_array(value):
+        return distributed.check_global_floats(name, value, allow_nan=allow_nan)
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}.") from None
-    if np.isinf(array).any():
+    check_inf_nan(name, bool(np.isinf(array).any()), bool(np.isnan(array).any()), allow_nan=allow_nan)
+    return array
+
+
+def check_inf_nan(name: str, has_inf: bool, has_nan: bool, *, allow_nan: bool = False) -> None:
+    """Raise when an array named ``name`` has an inf entry, or a NaN entry unless ``allow_nan``."""
+    if has_inf:
         raise ValueError(f"{name} contains inf; remove or replace the infinite entries.")
-    if not allow_nan and np.isnan(array).any():
+    if not allow_nan and has_nan:
         raise ValueError(
             f"{name} contains NaN, which this model does not accept as missing data; "
             "drop those entries, or use MissingGaussian for vectors with missing components."
         )
-    return array
 
 
 def as_count_array(name: str, value, *, low: int, high: int | None = None) -> np.ndarray:

@@ -26,10 +26,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from stochem import _validation
+from stochem import _validation, distributed
 
 SEEDS_AXIS = "seeds"
-POINTS_AXIS = "points"
+POINTS_AXIS = distributed.POINTS_AXIS
 
 # A device gets a share of the points only if the share has at least this many:
 # below it, handing the work to the devices costs more than the share saves.
@@ -93,7 +93,7 @@ def seeds_mesh(num_seeds: int) -> Mesh | None:
     same number of seeds.
     """
     num_devices = jax.local_device_count()
-    if num_devices < 2 or num_seeds % num_devices:
+    if num_devices < 2 or num_seeds % num_devices or distributed.is_multi_process():
         return None
     return _mesh(SEEDS_AXIS)
 
@@ -103,7 +103,11 @@ def points_mesh(num_points: int) -> Mesh | None:
 
     ``None`` with one device, while the seeds are spread over the devices, or
     when a device's share would be under ``MIN_POINTS_PER_DEVICE`` points.
+    Over several processes (:mod:`stochem.distributed`) the points are
+    already spread over every process's devices, and every pass uses them all.
     """
+    if distributed.is_multi_process():
+        return distributed.points_mesh()
     num_devices = jax.local_device_count()
     if num_devices < 2 or _seeds_spread.get() or num_points < MIN_POINTS_PER_DEVICE * num_devices:
         return None

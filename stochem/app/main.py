@@ -46,7 +46,13 @@ def prepare_jax() -> None:
 
 
 def run_job(cfg: DictConfig) -> None:
-    """The Hydra task function: one job into Hydra's output folder."""
+    """The Hydra task function: one job into Hydra's output folder.
+
+    It may run in a launcher's worker process (joblib, submitit), which never ran
+    :func:`main`: float64 is switched on here too. Such a worker has JAX's default
+    single CPU device unless ``JAX_NUM_CPU_DEVICES`` is set in the environment.
+    """
+    jax.config.update("jax_enable_x64", True)
     try:
         prepare_jax()
         from stochem.app import job

@@ -163,3 +163,13 @@ class SweepReport(Callback):
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
         write_report(Path(config.hydra.run.dir), cache.read_settings(config).figures_folder)
+
+
+if __name__ == "__main__":  # python -m stochem.app.report <sweep folder>: the report of a sweep run elsewhere
+    import sys
+
+    if len(sys.argv) != 2:
+        print("usage: python -m stochem.app.report <sweep folder>", file=sys.stderr)
+        raise SystemExit(2)
+    if write_report(Path(sys.argv[1])) is None:
+        raise SystemExit(1)

@@ -237,7 +237,6 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
         """
         plate = self.plan.plate
         for name, log_prob in self.site_log_probs(params, data).items():
-            log_prob = np.asarray(log_prob)
             if name in self.plan.local_sites:
                 if plate is not None and (log_prob.ndim - 1 < -plate.dim
                                           or log_prob.shape[log_prob.ndim + plate.dim] != plate.size):
@@ -247,7 +246,8 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
                         f"{plate.dim}; give its distribution the plate's batch shape."
                     )
             else:
-                totals = log_prob.reshape(log_prob.shape[0], -1).sum(axis=1)
+                # Reduced where the values live: data sharded over processes is never fetched.
+                totals = np.asarray(jnp.reshape(log_prob, (log_prob.shape[0], -1)).sum(axis=1))
                 if not np.allclose(totals, totals[0], rtol=1e-10, atol=1e-10, equal_nan=True):
                     raise ValueError(
                         f"site {name!r} lies outside plate "

@@ -1,0 +1,104 @@
+"""One large Gaussian-mixture fit on one process against the same fit over two processes (one core each).
+
+Question: how close do two processes (``jax.distributed`` on localhost, gloo
+collectives, one CPU device and one core each, ``taskset``) come to twice
+one process's throughput, and what does the all-reduce of the statistics cost
+per iteration? Every process generates the same points and keeps its share.
+
+Run: ``python experiments/benchmarks/two_processes.py [--quick] [--num-points N]``.
+On a machine with fewer than two free cores (``uptime``) the ratio says more
+about the other load than about stochem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+NUM_FEATURES, NUM_COMPONENTS, NUM_ITERS, REPEATS = 4, 5, 10, 3
+
+
+def child(rank: int, num_processes: int, port: int, num_points: int) -> None:
+    """One process of the fit: prints a JSON line with its timings (rank 0 only)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import stochem as se
+
+    if num_processes > 1:
+        se.distributed.initialize(f"localhost:{port}", num_processes=num_processes, process_id=rank)
+    import _common
+    import numpy as np
+
+    points = _common.gaussian_clusters(num_points, NUM_FEATURES, NUM_COMPONENTS, seed=0)
+    model = se.models.GaussianMixture(NUM_COMPONENTS)
+    init = se.fit(model, points[:20_000], num_iters=0).params
+    share = num_points // num_processes
+    mine = points[rank * share:(rank + 1) * share]
+    data = se.distributed.shard_rows(mine) if num_processes > 1 else mine
+    se.fit(model, data, init=init, num_iters=NUM_ITERS)  # compile
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        np.asarray(se.fit(model, data, init=init, num_iters=NUM_ITERS).params.means)
+        times.append(time.perf_counter() - start)
+    allreduce = float("nan")
+    if num_processes > 1:  # an all-reduce of one iteration's statistics (K·D² + K·D + K numbers)
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        size = NUM_COMPONENTS * (NUM_FEATURES**2 + NUM_FEATURES + 1)
+        stats = se.distributed.shard_rows(np.ones((1, size)))
+        total = jax.jit(lambda s: s.sum(0), out_shardings=NamedSharding(se.distributed.points_mesh(),
+                                                                        PartitionSpec()))
+        np.asarray(total(stats))
+        start = time.perf_counter()
+        for _ in range(50):
+            np.asarray(total(stats))
+        allreduce = (time.perf_counter() - start) / 50
+    if rank == 0:
+        print(json.dumps({"seconds_per_iter": min(times) / (NUM_ITERS + 1), "allreduce": allreduce}), flush=True)
+
+
+def run(num_processes: int, num_points: int) -> dict:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    environment = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "1"}
+    cores = sorted(os.sched_getaffinity(0))
+    processes = [subprocess.Popen(["taskset", "-c", str(cores[rank % len(cores)]), sys.executable, __file__,
+                                   "--child", str(rank), str(num_processes), str(port), str(num_points)],
+                                  env=environment, stdout=subprocess.PIPE, text=True)
+                 for rank in range(num_processes)]
+    outputs = [process.communicate()[0] for process in processes]
+    if any(process.returncode for process in processes):
+        raise RuntimeError(f"a child failed: {[p.returncode for p in processes]}")
+    return json.loads(outputs[0].strip().splitlines()[-1])
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        child(*(int(value) for value in sys.argv[2:6]))
+        return
+    quick = "--quick" in sys.argv
+    num_points = 200_000 if quick else int(sys.argv[sys.argv.index("--num-points") + 1]) \
+        if "--num-points" in sys.argv else 2_000_000
+    one, two = run(1, num_points), run(2, num_points)
+    ratio = one["seconds_per_iter"] / two["seconds_per_iter"]
+    print("## One process vs two (one core each), GaussianMixture K=5, D=4\n")
+    print(f"- points: {num_points}; load average at end: {os.getloadavg()}\n")
+    print("| processes | ms per iteration | points per second | all-reduce of the statistics (ms) |")
+    print("|---|---|---|---|")
+    for count, result in ((1, one), (2, two)):
+        print(f"| {count} | {result['seconds_per_iter'] * 1e3:.1f} | {num_points / result['seconds_per_iter']:.3g}"
+              f" | {result['allreduce'] * 1e3:.2f} |")
+    print(f"\nthroughput ratio (two / one): {ratio:.2f}x (goal >= 1.7x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""One fit over two processes (JAX's distributed runtime on localhost, CPU, gloo) equals the one-process fit.
+
+Two children (``tests/distributed_child.py``) each hold half of every data set
+as a global ``jax.Array`` sharded over both processes; this process fits the
+whole data set alone. Exact EM must agree to rounding: means to 1e-10, ℓ to 1e-8.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stochem import distributed
+from tests import distributed_child
+from tests.app.running import app_environment
+
+CHILD = Path(distributed_child.__file__)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    """The children's results (process 0 writes them)."""
+    output = tmp_path_factory.mktemp("distributed") / "results.npz"
+    # The app tests' compilation cache: a second run of the suite skips the children's compiles.
+    environment = {**app_environment(), "JAX_NUM_CPU_DEVICES": "1"}
+    port = str(_free_port())
+    children = [subprocess.Popen([sys.executable, str(CHILD), str(rank), port, str(output)], env=environment,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                for rank in (0, 1)]
+    logs = [child.communicate(timeout=900)[0] for child in children]
+    for rank, (child, log) in enumerate(zip(children, logs)):
+        assert child.returncode == 0, f"process {rank} failed:\n{log[-4000:]}"
+    with np.load(output) as results:
+        return dict(results)
+
+
+@pytest.fixture(scope="module")
+def one_process():
+    return distributed_child.fits(distributed_child.all_rows)
+
+
+def test_the_children_held_global_arrays(two_processes):
+    assert bool(two_processes["was_global"])
+
+
+@pytest.mark.parametrize("model", ["mixture", "hmm", "coins"])
+def test_two_processes_give_the_one_process_fit(two_processes, one_process, model):
+    for name in one_process:
+        if name.startswith(model):
+            tolerance = 1e-8 if name.endswith("loglik") else 1e-10
+            np.testing.assert_allclose(two_processes[name], one_process[name], rtol=0, atol=tolerance,
+                                       err_msg=name)
+    # The fits moved: the comparison is not of two untouched starts.
+    assert one_process[f"{model}_loglik"][-1] > one_process[f"{model}_loglik"][0] + 1.0
+
+
+def test_a_nan_on_one_process_is_reported_by_every_process(two_processes):
+    assert "contains NaN" in str(two_processes["rejected"])
+
+
+def test_one_process_is_not_distributed():
+    assert not distributed.is_multi_process()
+    assert not distributed.is_global_array(np.zeros(3))
+
+
+def test_bad_arguments_are_named_before_anything_starts():
+    with pytest.raises(ValueError, match="process_id must be in 0..1") as caught:
+        distributed.initialize("localhost:1", num_processes=2, process_id=2)
+    assert caught.value.argument == "process_id"
+    with pytest.raises(ValueError, match="not divisible by the .* devices; drop") as caught:
+        distributed.row_share(7, process_id=0, num_processes=2)
+    assert caught.value.argument == "num_rows"
+
+
+def test_row_shares_cover_the_file_once():
+    shares = [distributed.row_share(12, process_id=rank, num_processes=3) for rank in range(3)]
+    np.testing.assert_array_equal(np.concatenate([np.arange(12)[share] for share in shares]), np.arange(12))
+
+
+def test_read_npy_rows_in_one_process_reads_the_whole_file(tmp_path):
+    rows = np.arange(12.0).reshape(6, 2)
+    np.save(tmp_path / "rows.npy", rows)
+    np.testing.assert_array_equal(np.asarray(distributed.read_npy_rows(tmp_path / "rows.npy")), rows)
