@@ -52,7 +52,6 @@ def run_job(cfg: DictConfig) -> None:
     :func:`main`: float64 is switched on here too. Such a worker has JAX's default
     single CPU device unless ``JAX_NUM_CPU_DEVICES`` is set in the environment.
     """
-    jax.config.update("jax_enable_x64", True)
     try:
         prepare_jax()
         from stochem.app import job
