@@ -122,7 +122,7 @@ def test_compiled_fit_is_finite_shaped_and_cached(case_name, completion_name):
         again = se.fit(model, data, completion=completion, mstep=mstep, init=other_start, num_iters=2, key=[5, 6])
         unmoved = se.fit(model, data, completion=completion, mstep=mstep, init=other_start, num_iters=0,
                          key=[5, 6])
-        if completion_name == "monte_carlo" and isinstance(model, se.capabilities.CountedDraws):
+        if completion_name == "monte_carlo" and se.capabilities.offers(model, se.capabilities.CountedDraws):
             se.fit(model, data, completion=se.monte_carlo(7), mstep=mstep, init=other_start, num_iters=3,
                    key=[5, 6])
     assert counted.traces == 0

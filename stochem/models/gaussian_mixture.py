@@ -163,7 +163,8 @@ class GaussianMixture(AcceptsSampleWeights, FiniteLatentModel):
         if self.missing:
             return self._prepare_missing(data)
         x = _validation.as_float_array("data", data, allow_nan=True)
-        if np.isnan(x).any():
+        # A global array sharded over processes is checked where its rows live, not pulled to one host.
+        if np.isnan(x).any() if isinstance(x, np.ndarray) else bool(jnp.isnan(x).any()):
             raise ValueError(
                 "data contains NaN; pass GaussianMixture(..., missing=True) to treat NaN as a missing "
                 "entry (missing at random), or MissingGaussian for a single Gaussian, or drop those rows.")
