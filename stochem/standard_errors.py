@@ -113,22 +113,7 @@ def _louis(model, fixed, num_samples, weighted: bool):
                 per_draw = draw_stats(model, jax.random.fold_in(key, 1), params, data, num_samples,
                                       num_samples).per_draw
             complete = -jnp.mean(jax.vmap(lambda s: jax.hessian(complete_loglik)(u, s))(per_draw), axis=0)
-        information = complete - missing
-        unconstrained_covariance = jnp.linalg.inv(information)
-
-        def free_values(flat):
-            constrained = unflatten(flat)
-            values = constrained._asdict()
-            return ravel_pytree({name: values[name] for name in fields})[0]
-
-        jacobian = jax.jacfwd(free_values)(u)
-        covariance = jacobian @ unconstrained_covariance @ jacobian.T
-        values = params._asdict()
-        _, unravel_free = ravel_pytree({name: values[name] for name in fields})
-        free_errors = unravel_free(jnp.sqrt(jnp.clip(jnp.diag(covariance), 0.0)))
-        errors = params._replace(**{name: jnp.zeros_like(values[name]) for name in fixed},
-                                 **free_errors)
-        return StandardErrors(errors, covariance, information, unconstrained_covariance)
+        return _errors_from_information(model, fields, fixed, params, u, unflatten, complete - missing)
 
     return jax.jit(compute)
 
