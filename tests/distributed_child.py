@@ -22,6 +22,8 @@ if __name__ == "__main__":  # a child: make the repository importable
 import numpyro  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
 import optax  # noqa: E402
+
+from tests.models.numpyro_examples import coins  # noqa: E402  the two coins, a plate over the sets
 from numpyro.distributions import constraints  # noqa: E402
 
 import stochem as se  # noqa: E402
@@ -53,15 +55,6 @@ def coin_heads() -> np.ndarray:
     rng = np.random.default_rng(2)
     probs = np.where(rng.random(NUM_SETS) < 0.4, 0.8, 0.35)
     return rng.binomial(NUM_TRIALS, probs)
-
-
-def coins(heads, num_trials):
-    """Two coins with a plate over the sets of tosses; which coin tossed a set is hidden."""
-    weights = numpyro.param("weights", jnp.array([0.5, 0.5]), constraint=constraints.simplex)
-    probs = numpyro.param("probs", jnp.array([0.6, 0.5]), constraint=constraints.unit_interval)
-    with numpyro.plate("sets", heads.shape[0]):
-        coin = numpyro.sample("coin", dist.Categorical(weights))
-        numpyro.sample("heads", dist.Binomial(num_trials, probs[coin]), obs=heads)
 
 
 def hmm_start():
