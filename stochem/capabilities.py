@@ -131,7 +131,7 @@ class CountedDraws(Protocol):
     this gives).
     """
 
-    counted_draws: bool
+    categorical_latents: bool
 
     def sample_counts(self, key, params, data, num_samples): ...
 
@@ -241,8 +241,8 @@ def offers(model, capability: type) -> bool:
         return bool(model.linear_statistics)
     if capability is CategoricalLatents:
         return bool(model.categorical_latents)
-    if capability is CountedDraws:
-        return bool(model.counted_draws)
+    if capability is CountedDraws:  # counts stand for one categorical latent per observation
+        return bool(model.categorical_latents)
     return True
 
 

@@ -149,8 +149,6 @@ class CountedDrawsBase:
       at a time; a model with many statistics writes its own.
     """
 
-    counted_draws = True  # the flag of the capability (a subclass may offer it for some settings only)
-
     def sample_counts(self, key, params, data, num_samples):
         """``(c / S [N, L], ℓ(θ) or None)`` with ``c_n ~ Multinomial(S, P(m_n | o_n; θ))`` independently."""
         posterior, loglik = self.posterior_and_loglik(params, data)

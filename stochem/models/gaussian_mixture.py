@@ -126,12 +126,7 @@ class GaussianMixture(AcceptsSampleWeights, FiniteLatentModel):
 
     @property
     def categorical_latents(self) -> bool:
-        """Only the labels are missing (exact standard errors); not with missing entries."""
-        return not self.missing
-
-    @property
-    def counted_draws(self) -> bool:
-        """S labels per point as multinomial counts; not with missing entries, whose draws are not labels only."""
+        """Only the labels are missing (exact standard errors, draws as counts); not with missing entries."""
         return not self.missing
 
     @property
