@@ -9,9 +9,11 @@ built into it:
   the run-time ``num_iters`` and ``fit`` cuts the trace to ``num_iters + 1``
   entries. Every ``num_iters`` up to a capacity shares one program.
 * a completion's sample count, where the completion declares it can take one
-  at run time (:class:`RuntimeSettings`; e.g. ``monte_carlo(S)`` on a model
-  that draws counts, :class:`stochem.capabilities.CountedDraws`, whose arrays
-  do not depend on ``S``).
+  at run time (:class:`RuntimeSettings`; e.g. ``monte_carlo(S)``: on a model
+  that draws counts, :class:`stochem.capabilities.CountedDraws`, no array
+  depends on ``S``; on any other model the S draws' statistics fill the first
+  ``S`` entries of a buffer of :func:`draw_capacity` entries, so every
+  ``S`` up to :data:`MIN_DRAW_CAPACITY` shares one program).
 
 A completion factory is split into its *static part* (the factory with
 :data:`RUNTIME` in place of each run-time field: what the program cache is
@@ -27,6 +29,10 @@ from typing import Any, Protocol, runtime_checkable
 
 # The trace buffers hold at least this many iterations, so short runs share one program.
 MIN_CAPACITY = 16
+
+# Buffers of explicit draws (per-draw statistics, a few numbers each) hold at least this many
+# draws, so every sample count up to it shares one program.
+MIN_DRAW_CAPACITY = 1024
 
 
 class _RunTime:
@@ -79,9 +85,19 @@ def replace_unchecked(factory, **changes):
     return new
 
 
-def trace_capacity(num_iters: int) -> int:
-    """The trace buffers' capacity for ``num_iters``: a power of two, at least ``MIN_CAPACITY``."""
-    capacity = MIN_CAPACITY
-    while capacity < num_iters:
+def _power_of_two_capacity(needed: int, minimum: int) -> int:
+    """The smallest power of two times ``minimum`` that is at least ``needed``."""
+    capacity = minimum
+    while capacity < needed:
         capacity *= 2
     return capacity
+
+
+def trace_capacity(num_iters: int) -> int:
+    """The trace buffers' capacity for ``num_iters``: a power of two, at least ``MIN_CAPACITY``."""
+    return _power_of_two_capacity(num_iters, MIN_CAPACITY)
+
+
+def draw_capacity(num_samples: int) -> int:
+    """The buffer of explicit draws for ``num_samples``: a power of two, at least ``MIN_DRAW_CAPACITY``."""
+    return _power_of_two_capacity(num_samples, MIN_DRAW_CAPACITY)

@@ -85,17 +85,30 @@ class MonteCarlo:
         object.__setattr__(self, "max_samples", max_samples)
 
     def split_runtime(self, model):
-        """A fixed count on a model that draws counts is a run-time value (:mod:`stochem.runtime`):
-        its arrays do not depend on it, so a sweep over S runs one program."""
-        if callable(self.num_samples) or not offers(model, CountedDraws):
+        """A fixed count is a run-time value (:mod:`stochem.runtime`), so a sweep over S runs one program.
+
+        On a model that draws counts no array depends on S. Other models keep
+        the S draws' statistics in a buffer of ``runtime.draw_capacity(S)``
+        entries (the work done grows with S, not with the buffer). ``S = 1``
+        on such a model stays static: its single draw takes the model's fused pass.
+        """
+        if callable(self.num_samples):
             return self, ()
-        static = runtime.replace_unchecked(self, num_samples=runtime.RUNTIME, max_samples=runtime.RUNTIME)
+        if offers(model, CountedDraws):
+            static = runtime.replace_unchecked(self, num_samples=runtime.RUNTIME, max_samples=runtime.RUNTIME)
+        elif self.num_samples > 1:
+            static = runtime.replace_unchecked(self, num_samples=runtime.RUNTIME,
+                                               max_samples=runtime.draw_capacity(self.num_samples))
+        else:
+            return self, ()
         return static, jnp.asarray(self.num_samples)
 
     def join_runtime(self, values):
         if self.num_samples is not runtime.RUNTIME:
             return self
-        return runtime.replace_unchecked(self, num_samples=values, max_samples=values)
+        if self.max_samples is runtime.RUNTIME:  # counts: the bound is the count itself
+            return runtime.replace_unchecked(self, num_samples=values, max_samples=values)
+        return runtime.replace_unchecked(self, num_samples=values)
 
     def __call__(self, model) -> CompletionTransform:
         require(model, PosteriorSampler, "completion=monte_carlo(...)",

@@ -31,9 +31,9 @@ holds with ``t_nl`` replaced by ``∂g(T(o, φ))/∂φ_nl`` (:meth:`CountedStats
 they fix array shapes. A sample count that changes from one iteration to the
 next (a schedule, or the ascent-based rule) lives in a *bounded buffer*:
 ``max_samples`` slots, of which the first ``num_samples`` (a traced int) are
-filled, batch by batch, in a ``lax.while_loop`` that stops after the last needed
-batch. Changing the count therefore never recompiles, and the work done is
-proportional to the count in force, not to the buffer's size.
+filled: whole batches of :data:`SAMPLE_BATCH` draws in one ``lax.while_loop``,
+then the remaining draws one at a time. Changing the count therefore never
+recompiles, and the work done is the count in force, not the buffer's size.
 """
 
 from __future__ import annotations
@@ -206,26 +206,24 @@ def draw_stats(model, key, params, data, num_samples, max_samples: int) -> Drawn
     )
     num_samples = jnp.clip(jnp.asarray(num_samples), 1, max_samples)
 
-    def needed(carry):
-        batch, _ = carry
-        return batch * batch_size < num_samples
+    def fill(size):
+        """Loop body writing draws ``start … start + size − 1`` (vmapped) at ``start``."""
+        def body(carry):
+            start, buffer = carry
+            keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(start + jnp.arange(size))
+            stats = jax.vmap(one_draw)(keys)
+            buffer = jax.tree_util.tree_map(
+                lambda buf, s: jax.lax.dynamic_update_slice_in_dim(buf, s, start, axis=0), buffer, stats)
+            return start + size, buffer
 
-    def fill_batch(carry):
-        batch, buffer = carry
-        indices = batch * batch_size + jnp.arange(batch_size)
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
-        stats = jax.vmap(one_draw)(keys)
-        keep = indices < num_samples
-        stats = jax.tree_util.tree_map(
-            lambda s: jnp.where(keep.reshape((-1,) + (1,) * (s.ndim - 1)), s, 0), stats
-        )
-        buffer = jax.tree_util.tree_map(
-            lambda buf, s: jax.lax.dynamic_update_slice_in_dim(buf, s, batch * batch_size, axis=0),
-            buffer, stats,
-        )
-        return batch + 1, buffer
+        return body
 
-    _, buffer = jax.lax.while_loop(needed, fill_batch, (jnp.asarray(0), buffer))
+    # Whole batches while at least one fits, then the remaining draws one at a time: exactly S draws.
+    carry = jax.lax.while_loop(lambda carry: carry[0] + batch_size <= num_samples, fill(batch_size),
+                               (jnp.asarray(0), buffer))
+    if batch_size > 1:
+        carry = jax.lax.while_loop(lambda carry: carry[0] < num_samples, fill(1), carry)
+    buffer = carry[1]
     per_draw = jax.tree_util.tree_map(lambda buf: buf[:max_samples], buffer)
     return DrawnStats(per_draw, num_samples, loglik)
 
