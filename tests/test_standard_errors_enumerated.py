@@ -19,6 +19,7 @@ from numpyro.distributions import constraints
 from scipy import optimize, special, stats as scipy_stats
 
 import stochem as se
+from tests.hessians import finite_difference_hessian
 from tests.models import numpyro_examples as examples
 
 HEADS = np.array([5, 9, 8, 4, 7, 9, 2, 3, 8, 1, 6, 10])
@@ -92,18 +93,6 @@ def closed_form_loglik(natural, penalty, weight=None):
     per_coin = scipy_stats.binom.logpmf(HEADS[:, None], NUM_TRIALS, probs[None, :])
     mixture = special.logsumexp(per_coin + np.log([weight, 1.0 - weight])[None, :], axis=1)
     return float(np.sum(mixture) - penalty * np.sum(special.logit(probs) ** 2))
-
-
-def finite_difference_hessian(function, point, step=1e-4):
-    """Central second differences, ``[p, p]``."""
-    size = point.size
-    hessian = np.empty((size, size))
-    for i in range(size):
-        for j in range(size):
-            shift_i, shift_j = np.eye(size)[i] * step, np.eye(size)[j] * step
-            hessian[i, j] = (function(point + shift_i + shift_j) - function(point + shift_i - shift_j)
-                             - function(point - shift_i + shift_j) + function(point - shift_i - shift_j)) / (4 * step**2)
-    return hessian
 
 
 @pytest.mark.parametrize("penalty, fixed", [
