@@ -125,15 +125,16 @@ def _louis(model, fixed, num_samples, weighted: bool):
             if weighted:
                 stats = model.weighted_stats(data, model.categorical_posterior(params, data))
             complete = -jax.hessian(complete_loglik)(u, stats)
+            information = complete - missing
         else:
             per_draw = draw_stats(model, key, params, missing_data, num_samples, num_samples).per_draw
-            scores = jax.vmap(score_at)(per_draw)
-            missing = jnp.cov(scores, rowvar=False).reshape(u.size, u.size)
+            scores = jax.vmap(score_at)(per_draw).reshape(num_samples, u.size)
             if weighted:  # the complete information comes from draws of the w-weighted statistics
                 per_draw = draw_stats(model, jax.random.fold_in(key, 1), params, data, num_samples,
                                       num_samples).per_draw
-            complete = -jnp.mean(jax.vmap(lambda s: jax.hessian(complete_loglik)(u, s))(per_draw), axis=0)
-        return _errors_from_information(model, fields, fixed, params, u, unflatten, complete - missing)
+            hessians = jax.vmap(lambda s: jax.hessian(complete_loglik)(u, s))(per_draw)
+            information = _information_from_draws(scores, hessians.reshape(num_samples, u.size, u.size))
+        return _errors_from_information(model, fields, fixed, params, u, unflatten, information)
 
     return jax.jit(compute)
 
