@@ -16,7 +16,8 @@ import numpyro
 import numpyro.distributions as dist
 import pytest
 from numpyro.distributions import constraints
-from scipy import optimize, special, stats as scipy_stats
+from scipy import optimize, special
+from scipy import stats as scipy_stats
 
 import stochem as se
 from tests.hessians import finite_difference_hessian

@@ -73,7 +73,7 @@ def reference_errors(loglik, theta):
     return errors
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def case(name):
     """``(model, θ̂ as a dict, reference errors [β..., σ])``; computed once per session."""
     if name == "cbpp":
