@@ -16,7 +16,23 @@ log p(o, m; θ) up to a θ-free term when ``stats = T(o, m)``:
   sample covariance of the complete-data scores over ``num_samples`` draws;
 * MCMC completion (``completion=stochem.mcmc(...)``, continuous latents): the
   same moments over one chain's draws at θ, with the Monte Carlo error of the
-  standard errors by a jackknife over contiguous batches of the chain.
+  standard errors by a jackknife over B contiguous batches of the chain.
+
+Exact completion covers every model with one categorical latent per row
+(``CategoricalLatents``), enumerated numpyro models included: there a row is a
+plate element and its category a joint configuration of the discrete sites.
+
+How far to trust the MCMC errors (measured on a normal–normal model with a
+closed-form ℓ, 200–300 chains per setting, and on lme4's cbpp GLMM against the
+Hessian of its quadrature ℓ, 60 chains; ``tests/test_standard_errors_mcmc.py``):
+with S = 2000 draws and B = 20 batches the z-scores ``(se − se_exact) / mc``
+covered ±2 in 92–97% of chains (Student-t with 19 degrees of freedom: 94%)
+and the mean error was not distinguishable from 0. The plug-in errors carry a
+bias of order 1/S (inverting a noisy information): +0.7% and +1.5% at S = 50,
+invisible at S ≥ 200; the jackknife estimates it (``params_bias``;
+``params − params_bias`` removed it at S = 50). With fewer draws the jackknife
+underestimates the Monte Carlo error (±2 covered 85–87% at S = 50, 89–93% at
+S = 200 to 1000): use thousands of draws.
 
 Derivatives are taken in the unconstrained coordinates u of
 :mod:`stochem.unconstrained` (where the simplex has K − 1 free coordinates);
@@ -43,8 +59,8 @@ from jax.flatten_util import ravel_pytree
 
 from stochem import _validation
 from stochem import weights as sample_weights
-from stochem.capabilities import (CategoricalLatents, CompleteLikelihood, LinearStatistics, PosteriorSampler,
-                                  offers, require)
+from stochem.capabilities import (CategoricalLatents, CompleteLikelihood, LatentDensity, LinearStatistics,
+                                  PosteriorSampler, offers, require)
 from stochem.completion.sampling import draw_stats
 from stochem.keys import keys_from_user
 from stochem.unconstrained import flat_unconstrained
@@ -62,6 +78,10 @@ class StandardErrors(NamedTuple):
         params_mc_stderr: with ``completion=``, the Monte Carlo standard error
             of ``params`` (batch jackknife over the chain's draws), shaped like
             the parameters; ``None`` otherwise.
+        params_bias: with ``completion=``, the jackknife estimate of the
+            Monte Carlo bias of ``params`` (of order 1/S for S draws),
+            ``(B − 1)(mean_b se_(b) − se)``; ``params − params_bias`` is the
+            bias-corrected error. ``None`` otherwise.
     """
 
     params: Any
@@ -69,6 +89,7 @@ class StandardErrors(NamedTuple):
     information: Any
     unconstrained_covariance: Any
     params_mc_stderr: Any = None
+    params_bias: Any = None
 
 
 def _free_fields(model, fixed):
@@ -105,30 +126,35 @@ def _louis(model, fixed, num_samples, weighted: bool):
             if weighted:
                 stats = model.weighted_stats(data, model.categorical_posterior(params, data))
             complete = -jax.hessian(complete_loglik)(u, stats)
+            information = complete - missing
         else:
             per_draw = draw_stats(model, key, params, missing_data, num_samples, num_samples).per_draw
-            scores = jax.vmap(score_at)(per_draw)
-            missing = jnp.cov(scores, rowvar=False).reshape(u.size, u.size)
+            scores = jax.vmap(score_at)(per_draw).reshape(num_samples, u.size)
             if weighted:  # the complete information comes from draws of the w-weighted statistics
                 per_draw = draw_stats(model, jax.random.fold_in(key, 1), params, data, num_samples,
                                       num_samples).per_draw
-            complete = -jnp.mean(jax.vmap(lambda s: jax.hessian(complete_loglik)(u, s))(per_draw), axis=0)
-        return _errors_from_information(model, fields, fixed, params, u, unflatten, complete - missing)
+            hessians = jax.vmap(lambda s: jax.hessian(complete_loglik)(u, s))(per_draw)
+            information = _information_from_draws(scores, hessians.reshape(num_samples, u.size, u.size))
+        return _errors_from_information(model, fields, fixed, params, u, unflatten, information)
 
     return jax.jit(compute)
 
 
-def _louis_from_draws(model, fields, fixed, params, data, per_draw):
-    """Louis' formula with the Monte Carlo moments of ``per_draw`` statistics (a leading draw axis)."""
+def _draw_derivatives(model, fields, params, data, per_draw):
+    """``(u, unflatten, scores [S, p], hessians [S, p, p])`` of log p(o, m_s; θ) in u, one per draw."""
     u, unflatten = flat_unconstrained(model, params, fields)
 
     def complete_loglik(flat, stats):
         return model.complete_loglik(unflatten(flat), data, stats)
 
     scores = jax.vmap(lambda stats: jax.grad(complete_loglik)(u, stats))(per_draw)
-    missing = jnp.cov(scores, rowvar=False).reshape(u.size, u.size)
-    complete = -jnp.mean(jax.vmap(lambda stats: jax.hessian(complete_loglik)(u, stats))(per_draw), axis=0)
-    return _errors_from_information(model, fields, fixed, params, u, unflatten, complete - missing)
+    hessians = jax.vmap(lambda stats: jax.hessian(complete_loglik)(u, stats))(per_draw)
+    return u, unflatten, scores.reshape(-1, u.size), hessians.reshape(-1, u.size, u.size)
+
+
+def _information_from_draws(scores, hessians):
+    """Louis' moments over draws: ``−mean_s ∇²log p(o, m_s) − Cov_s ∇log p(o, m_s)``."""
+    return -jnp.mean(hessians, axis=0) - jnp.cov(scores, rowvar=False).reshape(hessians.shape[1:])
 
 
 def _errors_from_information(model, fields, fixed, params, u, unflatten, information):
@@ -156,33 +182,42 @@ def _louis_with_completion(model, completion, fixed, num_batches):
         _, _, info = transform.update(key, params, data, transform.init(params, data))
         per_draw = jax.vmap(lambda position: model.stats_from_positions(
             params, data, jax.tree_util.tree_map(lambda leaf: leaf[None], position)))(info.draws)
-        result = _louis_from_draws(model, fields, fixed, params, data, per_draw)
+        u, unflatten, scores, hessians = _draw_derivatives(model, fields, params, data, per_draw)
+
+        def errors(information):
+            return _errors_from_information(model, fields, fixed, params, u, unflatten, information)
+
+        result = errors(_information_from_draws(scores, hessians))
         # Batch jackknife: drop one contiguous batch of draws at a time (contiguous, so the
-        # chain's autocorrelation stays inside batches); se_MC² = (B − 1)/B Σ_b (se_(b) − mean)².
-        num_draws = jax.tree_util.tree_leaves(per_draw)[0].shape[0]
-        size = num_draws // num_batches
+        # chain's autocorrelation stays inside batches); se_MC² = (B − 1)/B Σ_b (se_(b) − mean)²,
+        # bias = (B − 1)(mean − se) (removes the 1/S term of a smooth function of the moments).
+        size = scores.shape[0] // num_batches
         indices = jnp.arange(num_batches * size).reshape(num_batches, size)
 
         def leave_out(batch):
             kept = jnp.delete(indices, batch, axis=0, assume_unique_indices=True).reshape(-1)
-            subset = jax.tree_util.tree_map(lambda leaf: leaf[kept], per_draw)
-            return _louis_from_draws(model, fields, fixed, params, data, subset).params
+            return errors(_information_from_draws(scores[kept], hessians[kept])).params
 
         replicates = jax.lax.map(leave_out, jnp.arange(num_batches))
         mc_stderr = jax.tree_util.tree_map(
             lambda leaf: jnp.sqrt((num_batches - 1) / num_batches
                                   * jnp.sum((leaf - jnp.mean(leaf, axis=0)) ** 2, axis=0)), replicates)
-        return result._replace(params_mc_stderr=mc_stderr)
+        bias = jax.tree_util.tree_map(lambda leaf, full: (num_batches - 1) * (jnp.mean(leaf, axis=0) - full),
+                                      replicates, result.params)
+        return result._replace(params_mc_stderr=mc_stderr, params_bias=bias)
 
     return jax.jit(compute)
 
 
 def standard_errors(model, params, data, *, num_samples: int | None = None, key=0, fixed=(),
-                    completion=None, num_batches: int = 10, sample_weight=None):
+                    completion=None, num_batches: int = 20, sample_weight=None):
     """Standard errors of θ from the observed information (Louis 1982).
 
     Args:
-        model: a stochem model with ``complete_loglik`` and ``constraints``.
+        model: a stochem model with ``complete_loglik`` and ``constraints``:
+            exact errors for one categorical latent per row (the mixtures, an
+            enumerated ``from_numpyro`` model), ``num_samples`` for models
+            with exact posterior draws, ``completion`` for continuous latents.
         params: where to evaluate the information, typically the EM fixed point.
         data: the observed data (as given to ``fit``).
         num_samples: ``None`` for the exact missing information (finite-latent
@@ -190,9 +225,13 @@ def standard_errors(model, params, data, *, num_samples: int | None = None, key=
         completion: for continuous latents, an MCMC completion, e.g.
             ``stochem.mcmc(2000, num_warmup=500)``: one chain at ``params``
             supplies the draws of Louis' moments (Monte Carlo; the result's
-            ``params_mc_stderr`` is their Monte Carlo error, by a jackknife
-            over ``num_batches`` contiguous batches of the draws).
-        num_batches: batches of the jackknife (with ``completion``).
+            ``params_mc_stderr`` is their Monte Carlo error and
+            ``params_bias`` their bias, by a jackknife over ``num_batches``
+            contiguous batches of the draws). Use thousands of draws (see
+            the module docstring).
+        num_batches: batches of the jackknife (with ``completion``); with B
+            batches, ``(se − truth) / params_mc_stderr`` is roughly Student-t
+            with B − 1 degrees of freedom.
         key: seed or PRNG key for the draws.
         fixed: parameter fields treated as known.
         sample_weight: ``None``, or the weights the fit used (``fit(...,
@@ -235,6 +274,10 @@ def standard_errors(model, params, data, *, num_samples: int | None = None, key=
         if batched:
             raise ValueError("key must be a single seed or key for standard_errors.")
         return _louis_with_completion(model, completion, fixed, num_batches)(params, data, prng_key)
+    if num_samples is None and not offers(model, CategoricalLatents) and offers(model, LatentDensity):
+        raise _validation.ArgumentError(
+            "completion", f"{type(model).__name__} has continuous latents: its standard errors come from MCMC "
+                          "draws; pass completion=stochem.mcmc(2000, num_warmup=500).")
     if num_samples is None and not offers(model, CategoricalLatents):
         raise _validation.ArgumentError(
             "num_samples", f"exact standard errors need a model with one categorical latent per observation; "
