@@ -617,3 +617,44 @@ def test_damped_mcmc_saem_converges_on_the_left_censored_tobit_that_used_to_go_n
     stderr = np.sqrt(np.diag(np.linalg.inv(_numerical_hessian(negative_loglik, mle))))
     fitted = np.array([*np.asarray(result.params.beta), float(result.params.sigma)])
     assert np.all(np.abs(fitted - mle) < 0.2 * stderr), (fitted, mle, stderr)
+
+
+# ------------------------------------------------------------ edges of the numpyro path
+def _gamma_sample(y):
+    shape = numpyro.param("shape", 1.0, constraint=constraints.positive)
+    rate = numpyro.param("rate", 1.0, constraint=constraints.positive)
+    with numpyro.plate("data", y.shape[0]):
+        numpyro.sample("y", dist.Gamma(shape, rate), obs=y)
+
+
+def test_a_model_without_latent_sites_is_fitted_by_maximizing_its_exact_loglik():
+    from scipy import optimize
+
+    y = np.random.default_rng(3).gamma(2.5, 1.0 / 1.7, size=40)
+    model = se.models.from_numpyro(_gamma_sample, y)
+    result = se.fit(model, None, mstep=LBFGS_TO_CONVERGENCE, num_iters=4, tol=1e-10)
+    # Independent: scipy's own Gamma log density, maximized by Nelder-Mead on the log scale.
+    negative = lambda log_theta: -np.sum(stats.gamma.logpdf(y, np.exp(log_theta[0]), scale=np.exp(-log_theta[1])))
+    best = optimize.minimize(negative, [0.0, 0.0], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12})
+    np.testing.assert_allclose([result.params.shape, result.params.rate], np.exp(best.x), rtol=1e-5)
+    np.testing.assert_allclose(result.trace.loglik[-1], -best.fun, rtol=1e-10)
+    assert result.converged
+    sampled = se.fit(model, None, completion=se.monte_carlo(5), mstep=LBFGS_TO_CONVERGENCE, num_iters=2)
+    np.testing.assert_allclose(sampled.trace.loglik, result.trace.loglik[:3], rtol=1e-10)
+    with pytest.raises(TypeError, match="no latent sites.*exact"):
+        se.fit(model, None, completion=se.mcmc(10), num_iters=1)
+
+
+def test_posterior_accepts_numpy_or_dict_parameters_and_the_models_own_data():
+    model = _model("two_coins")
+    params = {"weights": np.array([0.4, 0.6]), "probs": np.array([0.7, 0.45])}
+    reference = model.posterior(model.params_type(**{k: jnp.asarray(v) for k, v in params.items()}),
+                                model.prepare_data(None))
+    # Bayes' rule by hand, with scipy's binomial.
+    joint = params["weights"] * stats.binom.pmf(COIN_HEADS[:, None], 10, params["probs"])
+    expected = joint / joint.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(reference, expected, rtol=1e-10)
+    for given in (params, model.params_type(**params)):
+        np.testing.assert_allclose(model.posterior(given, None), expected, rtol=1e-10)
+        np.testing.assert_allclose(model.log_marginal(model.params_type(**params), model.prepare_data(None)),
+                                   np.sum(np.log(joint.sum(axis=1))), rtol=1e-10)

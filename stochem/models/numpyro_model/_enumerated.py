@@ -1,5 +1,9 @@
 """Exact EM for numpyro models whose latent sites are all discrete with finite support.
 
+A model without latent sites is the case ``L = 1`` (one empty configuration,
+``N = 1``): the E-step has nothing to complete, Q(θ) = ℓ(θ), and the M-step
+maximizes the log-likelihood directly.
+
 Supported structure (checked when the model is built, with an error naming the
 site otherwise): every latent site sits in the same single ``numpyro.plate``
 (the plate over observations, size N) and holds one value per plate element.
@@ -89,6 +93,8 @@ class EnumerationPlan(NamedTuple):
 
     def configurations(self) -> tuple[np.ndarray, ...]:
         """Per latent site, its value in each configuration ``[L, *event_shape]`` (row-major order)."""
+        if not self.supports:  # no latent sites: one empty configuration
+            return ()
         indices = np.unravel_index(np.arange(self.num_configurations), self.sizes)
         return tuple(support[index] for support, index in zip(self.supports, indices))
 
@@ -205,7 +211,7 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
             log_probs, _ = compute_log_probs(model, args, kwargs, latent, sum_log_prob=False)
             return log_probs
 
-        return jax.vmap(one_configuration)(self._configuration_latents())
+        return jax.vmap(one_configuration, axis_size=self.plan.num_configurations)(self._configuration_latents())
 
     def _per_element(self, log_prob):
         """``[L, *batch]`` -> ``[N, L]``: sum everything but the plate dimension.
@@ -257,9 +263,13 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
                     )
 
     # --------------------------------------------------------- capabilities
-    def posterior(self, params, data):
-        """``P(m_n = c | o_n; θ)``, shape ``[N, L]``."""
-        local, _ = self.log_joint_tables(params, data)
+    def posterior(self, params, data=None):
+        """``P(m_n = c | o_n; θ)``, shape ``[N, L]``, configurations in row-major order of the sites' supports.
+
+        ``params`` may be the params NamedTuple or a dict by field, with numpy or JAX values
+        (e.g. ``result.params``); ``data=None`` means the model's own arguments.
+        """
+        local, _ = self.log_joint_tables(self.as_params(params), self.data_or_own(data))
         return jax.nn.softmax(local, axis=-1)
 
     def log_marginal(self, params, data):
@@ -273,6 +283,12 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
         log_normalizer = logsumexp(local, axis=-1, keepdims=True)
         return jnp.exp(local - log_normalizer), jnp.sum(log_normalizer) + outside
 
+    def sample_counts(self, key, params, data, num_samples):
+        """``(c / S, ℓ)`` of :class:`CountedDrawsBase`; with one configuration (no latent sites) every draw is it."""
+        if self.plan.num_configurations == 1:
+            return self.posterior_and_loglik(params, data)
+        return super().sample_counts(key, params, data, num_samples)
+
     def counted_stats(self, data, weights):
         """``(weights, w (1 − w))``: the statistics are the weights themselves, entry ``(n, c)`` is
         ``1[m_n = c]`` per draw, so its spread is ``w_nc (1 − w_nc)``."""
@@ -281,6 +297,8 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
 
     def configuration_index(self, latent):
         """Latent site values (a dict) -> index of the configuration of each plate element, ``[N]``."""
+        if not self.sites.latents:  # no latent sites: the one empty configuration
+            return jnp.zeros((1,), dtype=int)
         first = self.sites.latents[0]
         num_elements = jnp.size(latent[first.name]) // max(1, math.prod(first.event_shape))
         index = jnp.zeros((num_elements,), dtype=int)
@@ -369,6 +387,9 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
 
     def capability_hint(self, capability) -> str | None:
         """Why a capability of :mod:`stochem.capabilities` is missing: the latent sites are discrete."""
+        if capability is LatentDensity and not self.sites.latents:
+            return ("the model has no latent sites, so there is nothing for mcmc() to sample; "
+                    "completion=exact() (the default) maximizes its log-likelihood directly.")
         if capability is LatentDensity:
             return (f"mcmc() samples continuous latent sites, but the latent sites {list(self.latent_names)} "
                     "are discrete; use completion=exact() or monte_carlo(num_samples), which enumerate "

@@ -106,9 +106,24 @@ class NumpyroModel(ModelBase):
         return tuple(site.name for site in self.sites.latents)
 
     def site_values(self, params) -> dict:
-        """Params NamedTuple -> ``{param site name: value}``."""
-        values = params._asdict()
-        return {site.name: values[site.field] for site in self.sites.params}
+        """Params (a NamedTuple or a dict by field) -> ``{param site name: value}``, as JAX arrays.
+
+        Numpy values are converted: a model that indexes a param by a latent
+        value (``probs[coin]``) needs a JAX array there, not a numpy one.
+        """
+        values = params._asdict() if _validation.is_namedtuple(params) else dict(params)
+        return {site.name: jnp.asarray(values[site.field]) for site in self.sites.params}
+
+    def as_params(self, params):
+        """User parameters (the params NamedTuple, another NamedTuple or a dict by field, numpy
+        or JAX values) as this model's params NamedTuple of JAX arrays; not validated, so it
+        also takes traced values."""
+        values = params._asdict() if _validation.is_namedtuple(params) else dict(params)
+        return self.params_type(**{field: jnp.asarray(value) for field, value in values.items()})
+
+    def data_or_own(self, data):
+        """``data``, or the model's own array arguments when ``data`` is ``None``."""
+        return self.prepare_data(None) if data is None else data
 
     def with_params(self, params):
         """The user's model with θ substituted into its param sites."""
