@@ -225,7 +225,7 @@ def test_default_init_uses_the_models_initial_values_and_names_are_mapped():
 
     model = se.models.from_numpyro(model_fn, COIN_HEADS)
     assert model.params_type._fields == ("mixture_weights", "probs")
-    params = model.init_params(jax.random.key(0), model.prepare_data(None))
+    params = model.initial_values(jax.random.key(0), model.prepare_data(None))
     np.testing.assert_allclose(params.mixture_weights, [0.3, 0.7])
     assert np.all((params.probs > 0.2) & (params.probs < 0.8))
     result = se.fit(model, None, mstep=LBFGS_TO_CONVERGENCE, init={"probs": [0.6, 0.5]}, num_iters=2,
@@ -658,3 +658,60 @@ def test_posterior_accepts_numpy_or_dict_parameters_and_the_models_own_data():
         np.testing.assert_allclose(model.posterior(given, None), expected, rtol=1e-10)
         np.testing.assert_allclose(model.log_marginal(model.params_type(**params), model.prepare_data(None)),
                                    np.sum(np.log(joint.sum(axis=1))), rtol=1e-10)
+
+
+def test_several_seeds_with_default_init_start_apart_and_match_single_seed_fits():
+    model = _model("two_coins")
+    data = model.prepare_data(None)
+    keys = [3, 4, 5]
+    together = se.fit(model, None, key=keys, mstep=LBFGS_TO_CONVERGENCE, num_iters=2)
+    starts = np.asarray(together.trace.params.probs[:, 0])
+    assert np.all(np.abs(starts[:, None] - starts[None, :]).sum(-1)[np.triu_indices(3, 1)] > 1e-3)
+    for seed, key in enumerate(keys):
+        alone = se.fit(model, None, key=key, mstep=LBFGS_TO_CONVERGENCE, num_iters=2)
+        np.testing.assert_allclose(together.trace.params.probs[seed], alone.trace.params.probs, rtol=1e-8)
+        np.testing.assert_allclose(together.trace.loglik[seed], alone.trace.loglik, rtol=1e-10)
+    # The start is the model's initial value moved by at most init_radius in the unconstrained space
+    # (logit for the probabilities, stick-breaking for the simplex).
+    initial = model.initial_values(jax.random.key(0), data)
+    for key in range(20):
+        start = model.init_params(jax.random.key(key), data)
+        step = jax.scipy.special.logit(start.probs) - jax.scipy.special.logit(initial.probs)
+        assert np.all(np.abs(step) <= model.init_radius) and np.any(np.abs(step) > 0)
+        np.testing.assert_allclose(np.sum(start.weights), 1.0)
+    same = se.fit(model, None, key=keys, init={}, mstep=LBFGS_TO_CONVERGENCE, num_iters=0)
+    np.testing.assert_allclose(same.trace.params.probs[:, 0], np.broadcast_to(initial.probs, (3, 2)))
+
+
+def _positive_scale_improper(y):
+    """Normal data with a latent scale per point, its Exponential(rate) prior written as a factor."""
+    mu = numpyro.param("mu", 0.0)
+    rate = numpyro.param("rate", 1.0, constraint=constraints.positive)
+    with numpyro.plate("data", y.shape[0]):
+        scale = numpyro.sample("scale", dist.ImproperUniform(constraints.positive, (), ()))
+        numpyro.factor("scale_prior", dist.Exponential(rate).log_prob(scale))
+        numpyro.sample("y", dist.Normal(mu, scale), obs=y)
+
+
+def _positive_scale_proper(y):
+    mu = numpyro.param("mu", 0.0)
+    rate = numpyro.param("rate", 1.0, constraint=constraints.positive)
+    with numpyro.plate("data", y.shape[0]):
+        scale = numpyro.sample("scale", dist.Exponential(rate))
+        numpyro.sample("y", dist.Normal(mu, scale), obs=y)
+
+
+def test_latents_with_an_improper_prior_are_found_without_sampling_and_fitted_like_the_proper_model():
+    y = np.random.default_rng(4).normal(0.5, 1.5, size=8)
+    improper = se.models.from_numpyro(_positive_scale_improper, y)
+    proper = se.models.from_numpyro(_positive_scale_proper, y)
+    assert isinstance(improper, ContinuousNumpyroModel) and improper.latent_names == ("scale",)
+    # Same density, so the same potential energy, the same chains and the same fit for the same key.
+    data = improper.prepare_data(None)
+    params = improper.initial_values(jax.random.key(0), data)
+    position = {"scale": jnp.linspace(-1.0, 1.0, y.size)}
+    np.testing.assert_allclose(improper.potential_energy(params, data, position),
+                               proper.potential_energy(params, data, position), rtol=1e-12)
+    fits = [se.fit(model, None, completion=se.mcmc(20), key=7, num_iters=2) for model in (improper, proper)]
+    np.testing.assert_allclose(fits[0].params.mu, fits[1].params.mu, rtol=1e-8)
+    np.testing.assert_allclose(fits[0].params.rate, fits[1].params.rate, rtol=1e-8)

@@ -26,8 +26,11 @@ def from_numpyro(model_fn, *args, **kwargs):
 
     Parameters: a NamedTuple with one field per param site (a site name that is
     not a valid identifier is mapped, e.g. ``"beta.0"`` → ``beta_0``, see
-    ``model.params_type._fields``). ``init=None`` starts at each site's own
-    initial value; ``init`` may be a dict giving only some fields.
+    ``model.params_type._fields``). With ``init=None`` each seed draws its own
+    start from its key: each site's initial value moved by ``Uniform(−½, ½)``
+    per coordinate in the site's unconstrained space (``model.init_params``);
+    ``init={}`` starts at the sites' own initial values exactly, and ``init``
+    may be a dict giving only some fields (the rest keep their initial values).
 
     Completions: if every latent site is discrete with a finite support, the
     model is an :class:`EnumeratedNumpyroModel` (``exact()`` enumerates the
