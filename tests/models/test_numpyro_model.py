@@ -715,3 +715,122 @@ def test_latents_with_an_improper_prior_are_found_without_sampling_and_fitted_li
     fits = [se.fit(model, None, completion=se.mcmc(20), key=7, num_iters=2) for model in (improper, proper)]
     np.testing.assert_allclose(fits[0].params.mu, fits[1].params.mu, rtol=1e-8)
     np.testing.assert_allclose(fits[0].params.rate, fits[1].params.rate, rtol=1e-8)
+
+
+# ------------------------------------------------------- discrete and continuous latent sites mixed
+MIXTURE_ARGS = examples.mixture_with_random_intercept_data()
+MIXTURE_PARAMS = {"weights": np.array([0.3, 0.7]), "slopes": np.array([-1.2, 1.4]), "noise_sd": np.array(0.6),
+                  "group_sd": np.array(0.9)}
+
+
+@pytest.fixture(scope="module")
+def mixture_model():
+    return se.models.from_numpyro(examples.mixture_with_random_intercept, *MIXTURE_ARGS)
+
+
+def _brute_force_over_labels(model_fn, args, params, continuous, site, num_labels, size):
+    """log Σ over every assignment of the discrete ``site`` of numpyro's own log density."""
+    values = []
+    for labels in itertools.product(range(num_labels), repeat=size):
+        latent = {**params, **continuous, site: jnp.asarray(labels)}
+        values.append(log_density(model_fn, args, {}, latent)[0])
+    return logsumexp(jnp.asarray(values))
+
+
+def test_a_parallel_enumerated_site_is_summed_out_of_the_density_the_chain_sees():
+    # Small enough for brute force: 8 observations in 2 groups, 2^8 label assignments.
+    args = examples.mixture_with_random_intercept_data(num_groups=2, per_group=4, seed=5)
+    model = se.models.from_numpyro(examples.mixture_with_random_intercept, *args)
+    assert isinstance(model, se.models.numpyro_model.MixedNumpyroModel)
+    assert model.sampled_names == ("intercept",) and "component" in model.latent_names
+    data = model.prepare_data(None)
+    params = model.params_type(**MIXTURE_PARAMS)
+    intercept = jnp.array([0.4, -0.7])
+    exact = _brute_force_over_labels(examples.mixture_with_random_intercept, args, MIXTURE_PARAMS,
+                                     {"intercept": intercept}, "component", 2, 8)
+    np.testing.assert_allclose(model.log_joint(params, data, {"intercept": intercept}), exact, rtol=1e-12)
+    # The intercept's support is the real line: no Jacobian, U = −log p(o, z).
+    np.testing.assert_allclose(model.potential_energy(params, data, {"intercept": intercept}), -exact, rtol=1e-12)
+    # Labels given the intercepts: Bayes' rule observation by observation, with scipy.
+    x, y, group, _ = args
+    joint = MIXTURE_PARAMS["weights"] * stats.norm.pdf(
+        y[:, None], np.asarray(intercept)[group][:, None] + MIXTURE_PARAMS["slopes"] * x[:, None], 0.6)
+    np.testing.assert_allclose(model.label_probs(params, data, {"intercept": intercept}),
+                               joint / joint.sum(axis=1, keepdims=True), rtol=1e-10)
+
+
+def _mixture_with_positive_scale(y):
+    weights = numpyro.param("weights", jnp.array([0.5, 0.5]), constraint=constraints.simplex)
+    with numpyro.plate("groups", 2):
+        scale = numpyro.sample("scale", dist.LogNormal(0.0, 1.0))
+    with numpyro.plate("observations", y.shape[0]):
+        label = numpyro.sample("label", dist.Categorical(weights))
+        numpyro.sample("y", dist.Normal(0.0, scale[label]), obs=y)
+
+
+def test_the_mixed_density_adds_the_jacobian_of_a_constrained_continuous_site():
+    y = np.array([0.3, -1.2, 2.5])
+    model = se.models.from_numpyro(_mixture_with_positive_scale, y)
+    data = model.prepare_data(None)
+    params = model.params_type(weights=jnp.array([0.35, 0.65]))
+    position = {"scale": jnp.array([-0.4, 0.8])}
+    scale = jnp.exp(position["scale"])
+    exact = _brute_force_over_labels(_mixture_with_positive_scale, (y,), {"weights": params.weights},
+                                     {"scale": scale}, "label", 2, 3)
+    # scale = exp(ζ): log |det ∂scale/∂ζ| = Σ ζ.
+    np.testing.assert_allclose(model.potential_energy(params, data, position),
+                               -(exact + jnp.sum(position["scale"])), rtol=1e-12)
+    np.testing.assert_allclose(model.stats_from_positions(params, data, jax.tree_util.tree_map(
+        lambda leaf: leaf[None], position)).draws["scale"][0], scale, rtol=1e-12)
+
+
+def test_mixed_latents_fit_by_mcmc_em_and_refuse_exact(mixture_model):
+    with pytest.raises(TypeError, match="continuous.*summed out.*mcmc"):
+        se.fit(mixture_model, None, num_iters=1)
+    result = se.fit(mixture_model, None, completion=se.mcmc(20), key=1, num_iters=2, init=MIXTURE_PARAMS)
+    assert np.all(np.isfinite(np.asarray(result.params.slopes))) and result.num_iters == 2
+    # Q of the draws is their average log density with the labels summed out.
+    draws = se.models.numpyro_model.LatentDraws({"intercept": jnp.zeros((3, 6)) + jnp.arange(3.0)[:, None]})
+    params = mixture_model.params_type(**MIXTURE_PARAMS)
+    data = mixture_model.prepare_data(None)
+    per_draw = [mixture_model.log_joint(params, data, {"intercept": draws.draws["intercept"][s]}) for s in range(3)]
+    np.testing.assert_allclose(mixture_model.complete_loglik(params, data, draws), np.mean(per_draw), rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_mixed_latent_posterior_gives_the_quadrature_label_probabilities(mixture_model):
+    posterior = mixture_model.latent_posterior(MIXTURE_PARAMS, key=2, num_samples=4000, num_warmup=500)
+    _, expected = examples.mixture_with_random_intercept_group_likelihoods(*MIXTURE_ARGS, **MIXTURE_PARAMS)
+    np.testing.assert_array_equal(posterior.configurations["component"], [0, 1])
+    # Correlated draws: judge the label probabilities by means of 40 batches of 100 draws.
+    data = mixture_model.prepare_data(None)
+    params = mixture_model.as_params(MIXTURE_PARAMS)
+    per_draw = jax.lax.map(lambda draw: mixture_model.label_probs(params, data, draw), posterior.draws)
+    batches = np.asarray(per_draw)[:, :, 1].reshape(40, 100, -1).mean(axis=1)
+    np.testing.assert_allclose(posterior.label_probs, np.asarray(per_draw).mean(axis=0), rtol=1e-12)
+    assert_mean_matches(batches, expected[:, 1])
+
+
+@pytest.mark.slow
+def test_mixed_latents_mcmc_em_reaches_the_quadrature_mle(mixture_model):
+    from scipy import optimize
+
+    def negative(vector):
+        weight = 1.0 / (1.0 + np.exp(-vector[0]))
+        log_groups, _ = examples.mixture_with_random_intercept_group_likelihoods(
+            *MIXTURE_ARGS, np.array([1 - weight, weight]), vector[1:3], np.exp(vector[3]), np.exp(vector[4]))
+        return -log_groups.sum()
+
+    best = optimize.minimize(negative, [0.0, -1.0, 1.0, 0.0, 0.0], method="Nelder-Mead",
+                             options={"maxiter": 20000, "xatol": 1e-9, "fatol": 1e-11})
+    mle = np.concatenate([[1.0 / (1.0 + np.exp(-best.x[0]))], best.x[1:3], np.exp(best.x[3:])])
+    keys = list(range(6))
+    result = se.fit(mixture_model, None, completion=se.mcmc(200), key=keys, num_iters=40,
+                    init={"slopes": [-1.0, 1.0]})
+    trace = result.trace.params
+    # Each seed's estimate: its θ_t averaged over the last 20 iterations (after the climb).
+    per_seed = np.column_stack([np.asarray(trace.weights)[:, -20:, 1].mean(axis=1),
+                                np.asarray(trace.slopes)[:, -20:].mean(axis=1),
+                                np.asarray(trace.noise_sd)[:, -20:].mean(axis=1),
+                                np.asarray(trace.group_sd)[:, -20:].mean(axis=1)])
+    assert_mean_matches(per_seed, mle)

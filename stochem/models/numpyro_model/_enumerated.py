@@ -45,6 +45,7 @@ from stochem import _validation
 from stochem.capabilities import LatentDensity
 from stochem.models.base import CountedDrawsBase
 from stochem.models.numpyro_model._model import NumpyroModel
+from stochem.models.numpyro_model._sampled import LatentPosterior
 from stochem.models.numpyro_model._sites import ModelSites
 
 # Joint configurations per plate element above which enumeration is refused:
@@ -172,6 +173,75 @@ def plan_enumeration(sites: ModelSites) -> EnumerationPlan:
     return EnumerationPlan(plate, supports, frozenset(local))
 
 
+def configuration_log_probs(model, args, kwargs, latents, plan: EnumerationPlan, shapes) -> dict:
+    """``{site: log prob}`` of ``model`` under every joint configuration of the discrete ``latents``.
+
+    ``model`` already has θ (and any other values, e.g. continuous latents)
+    substituted; each entry has a leading axis of length L.
+    """
+    configurations = {site.name: jnp.asarray(values, dtype=site.dtype)
+                      for site, values in zip(latents, plan.configurations())}
+
+    def one_configuration(values):
+        latent = {name: jnp.broadcast_to(value, shapes[name]) for name, value in values.items()}
+        log_probs, _ = compute_log_probs(model, args, kwargs, latent, sum_log_prob=False)
+        return log_probs
+
+    return jax.vmap(one_configuration, axis_size=plan.num_configurations)(configurations)
+
+
+def per_element(plan: EnumerationPlan, log_prob):
+    """``[L, *batch]`` -> ``[N, L]``: sum everything but the plate dimension.
+
+    ``N`` is read from the plate dimension, so a batch of rows (``take_rows``) has its own size.
+    """
+    num_configurations = log_prob.shape[0]
+    if plan.plate is None:
+        return jnp.reshape(log_prob, (num_configurations, -1)).sum(axis=1)[None, :]
+    axis = log_prob.ndim + plan.plate.dim
+    by_element = jnp.moveaxis(log_prob, axis, 1)
+    return jnp.reshape(by_element, (num_configurations, by_element.shape[1], -1)).sum(axis=2).T
+
+
+def joint_tables(plan: EnumerationPlan, log_probs: dict):
+    """``(a, b)`` from :func:`configuration_log_probs`: ``a[n, c]`` ``[N, L]`` and the scalar ``b``."""
+    local, outside = 0.0, jnp.zeros(plan.num_configurations)
+    for name, log_prob in log_probs.items():
+        if name in plan.local_sites:
+            local = local + per_element(plan, log_prob)
+        else:
+            outside = outside + jnp.reshape(log_prob, (log_prob.shape[0], -1)).sum(axis=1)
+    return jnp.asarray(local), outside[0]
+
+
+def check_table_structure(plan: EnumerationPlan, log_probs: dict, latent_names) -> None:
+    """On concrete values: plate sites vary along the plate, outside sites ignore the enumerated latents.
+
+    Raises:
+        ValueError: naming the site that breaks the structure.
+    """
+    plate = plan.plate
+    for name, log_prob in log_probs.items():
+        if name in plan.local_sites:
+            if plate is not None and (log_prob.ndim - 1 < -plate.dim
+                                      or log_prob.shape[log_prob.ndim + plate.dim] != plate.size):
+                raise ValueError(
+                    f"site {name!r} is in plate {plate.name!r} but its log probability has batch "
+                    f"shape {log_prob.shape[1:]} without the plate's size {plate.size} at dim "
+                    f"{plate.dim}; give its distribution the plate's batch shape."
+                )
+        else:
+            # Reduced where the values live: data sharded over processes is never fetched.
+            totals = np.asarray(jnp.reshape(log_prob, (log_prob.shape[0], -1)).sum(axis=1))
+            if not np.allclose(totals, totals[0], rtol=1e-10, atol=1e-10, equal_nan=True):
+                raise ValueError(
+                    f"site {name!r} lies outside plate "
+                    f"{plate.name if plate else None!r} but depends on the latent sites "
+                    f"{list(latent_names)}; exact enumeration needs every site that depends "
+                    "on them inside their plate."
+                )
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
     """A numpyro model with discrete latent sites only: exact and Monte Carlo EM.
@@ -202,38 +272,13 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
     def site_log_probs(self, params, data) -> dict:
         """``{site: log prob}`` under every configuration, each with a leading axis of length L."""
         args, kwargs = self.arguments.rebuild(data)
-        model = self.with_params(params)
         num_rows = self._rows_in(data)
         shapes = {site.name: self._site_shape(site, num_rows) for site in self.sites.latents}
-
-        def one_configuration(values):
-            latent = {name: jnp.broadcast_to(value, shapes[name]) for name, value in values.items()}
-            log_probs, _ = compute_log_probs(model, args, kwargs, latent, sum_log_prob=False)
-            return log_probs
-
-        return jax.vmap(one_configuration, axis_size=self.plan.num_configurations)(self._configuration_latents())
-
-    def _per_element(self, log_prob):
-        """``[L, *batch]`` -> ``[N, L]``: sum everything but the plate dimension.
-
-        ``N`` is read from the plate dimension, so a batch of rows (``take_rows``) has its own size.
-        """
-        num_configurations = log_prob.shape[0]
-        if self.plan.plate is None:
-            return jnp.reshape(log_prob, (num_configurations, -1)).sum(axis=1)[None, :]
-        axis = log_prob.ndim + self.plan.plate.dim
-        by_element = jnp.moveaxis(log_prob, axis, 1)
-        return jnp.reshape(by_element, (num_configurations, by_element.shape[1], -1)).sum(axis=2).T
+        return configuration_log_probs(self.with_params(params), args, kwargs, self.sites.latents, self.plan, shapes)
 
     def log_joint_tables(self, params, data):
         """``(a, b)``: ``a[n, c] = a_n(c)`` of shape ``[N, L]``, and the scalar ``b`` (module docstring)."""
-        local, outside = 0.0, jnp.zeros(self.plan.num_configurations)
-        for name, log_prob in self.site_log_probs(params, data).items():
-            if name in self.plan.local_sites:
-                local = local + self._per_element(log_prob)
-            else:
-                outside = outside + jnp.reshape(log_prob, (log_prob.shape[0], -1)).sum(axis=1)
-        return jnp.asarray(local), outside[0]
+        return joint_tables(self.plan, self.site_log_probs(params, data))
 
     def check_structure(self, params, data) -> None:
         """On concrete values: plate sites vary along the plate, outside sites ignore the latents.
@@ -241,26 +286,7 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
         Raises:
             ValueError: naming the site that breaks the structure.
         """
-        plate = self.plan.plate
-        for name, log_prob in self.site_log_probs(params, data).items():
-            if name in self.plan.local_sites:
-                if plate is not None and (log_prob.ndim - 1 < -plate.dim
-                                          or log_prob.shape[log_prob.ndim + plate.dim] != plate.size):
-                    raise ValueError(
-                        f"site {name!r} is in plate {plate.name!r} but its log probability has batch "
-                        f"shape {log_prob.shape[1:]} without the plate's size {plate.size} at dim "
-                        f"{plate.dim}; give its distribution the plate's batch shape."
-                    )
-            else:
-                # Reduced where the values live: data sharded over processes is never fetched.
-                totals = np.asarray(jnp.reshape(log_prob, (log_prob.shape[0], -1)).sum(axis=1))
-                if not np.allclose(totals, totals[0], rtol=1e-10, atol=1e-10, equal_nan=True):
-                    raise ValueError(
-                        f"site {name!r} lies outside plate "
-                        f"{plate.name if plate else None!r} but depends on the latent sites "
-                        f"{list(self.latent_names)}; exact enumeration needs every site that depends "
-                        "on them inside their plate."
-                    )
+        check_table_structure(self.plan, self.site_log_probs(params, data), self.latent_names)
 
     # --------------------------------------------------------- capabilities
     def posterior(self, params, data=None):
@@ -271,6 +297,18 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
         """
         local, _ = self.log_joint_tables(self.as_params(params), self.data_or_own(data))
         return jax.nn.softmax(local, axis=-1)
+
+    def latent_posterior(self, params, data=None):
+        """The exact posterior of the latent sites at θ = ``params`` (e.g. ``result.params``).
+
+        Returns:
+            :class:`LatentPosterior` with ``label_probs`` = :meth:`posterior`
+            ``[N, L]`` and ``configurations`` ``{site: [L, *event_shape]}``, the
+            value of each site in column ``c``; ``draws`` is ``None`` (nothing
+            is sampled). The marginal of one site sums the columns where it
+            takes each value.
+        """
+        return LatentPosterior(None, self.posterior(params, data), self._configuration_latents())
 
     def log_marginal(self, params, data):
         """ℓ(θ) = Σ_n logsumexp_c a_n(c) + b."""

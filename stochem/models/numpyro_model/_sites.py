@@ -245,9 +245,9 @@ def trace_sites(model_fn, args: tuple, kwargs: dict) -> ModelSites:
 def check_latents_usable(latents) -> None:
     """Every latent site must be usable by some completion.
 
-    Discrete sites need a finite support (``exact`` / ``monte_carlo`` enumerate
-    them); continuous sites are sampled by ``mcmc``. Mixing both kinds would
-    need Gibbs steps for the discrete sites, which are not implemented.
+    Discrete sites need a finite support (they are enumerated: by ``exact`` /
+    ``monte_carlo``, or summed out inside the MCMC density when continuous
+    sites are present); continuous sites are sampled by ``mcmc``.
     """
     for site in latents:
         if site.is_discrete and not site.distribution.has_enumerate_support:
@@ -257,11 +257,3 @@ def check_latents_usable(latents) -> None:
                 "sites only); give it a finite support (e.g. a Categorical over 0..K-1) or "
                 "observe it."
             )
-    discrete = [site.name for site in latents if site.is_discrete]
-    continuous = [site.name for site in latents if not site.is_discrete]
-    if discrete and continuous:
-        raise ValueError(
-            f"the model mixes discrete latent sites {discrete} with continuous ones {continuous}; "
-            "Gibbs steps for discrete sites under mcmc() are not implemented. Sum the discrete "
-            "sites out in the model (e.g. dist.MixtureSameFamily) or make them all discrete."
-        )
