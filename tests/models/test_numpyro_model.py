@@ -656,8 +656,33 @@ def test_posterior_accepts_numpy_or_dict_parameters_and_the_models_own_data():
     np.testing.assert_allclose(reference, expected, rtol=1e-10)
     for given in (params, model.params_type(**params)):
         np.testing.assert_allclose(model.posterior(given, None), expected, rtol=1e-10)
-        np.testing.assert_allclose(model.log_marginal(model.params_type(**params), model.prepare_data(None)),
-                                   np.sum(np.log(joint.sum(axis=1))), rtol=1e-10)
+    np.testing.assert_allclose(model.log_marginal(model.params_type(**params), model.prepare_data(None)),
+                               np.sum(np.log(joint.sum(axis=1))), rtol=1e-10)
+    # The documented way after a fit: latent_posterior, exact for an all-discrete model.
+    posterior = model.latent_posterior(params)
+    assert posterior.draws is None
+    np.testing.assert_array_equal(posterior.configurations["coin"], [0, 1])
+    np.testing.assert_allclose(posterior.label_probs, expected, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_continuous_latent_posterior_draws_match_the_closed_form_posterior():
+    model = se.models.from_numpyro(examples.normal_normal, Y, 1.0)
+    params = {"mu": np.array(0.3), "tau": np.array(1.4)}
+    posterior = model.latent_posterior(params, key=3, num_samples=4000, num_warmup=500)
+    assert posterior.label_probs is None and posterior.configurations is None
+    mean, variance = examples.normal_normal_posterior(Y, 1.0, 0.3, 1.4)
+    draws = np.asarray(posterior.draws["z"])  # [4000, 3], correlated: judge means of 40 batches
+    batches = np.concatenate([draws, (draws - mean) ** 2], axis=1).reshape(40, 100, -1).mean(axis=1)
+    assert_mean_matches(batches, np.concatenate([mean, np.full(3, variance)]))
+
+
+def test_latent_posterior_checks_its_arguments_before_sampling():
+    model = se.models.from_numpyro(examples.normal_normal, Y, 1.0)
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        model.latent_posterior({"mu": 0.0, "tau": 1.0}, num_samples=0)
+    with pytest.raises(TypeError, match="key must be an int"):
+        model.latent_posterior({"mu": 0.0, "tau": 1.0}, key="zero")
 
 
 def test_several_seeds_with_default_init_start_apart_and_match_single_seed_fits():
@@ -795,6 +820,16 @@ def test_mixed_latents_fit_by_mcmc_em_and_refuse_exact(mixture_model):
     data = mixture_model.prepare_data(None)
     per_draw = [mixture_model.log_joint(params, data, {"intercept": draws.draws["intercept"][s]}) for s in range(3)]
     np.testing.assert_allclose(mixture_model.complete_loglik(params, data, draws), np.mean(per_draw), rtol=1e-12)
+
+
+def test_mixed_latents_loglik_by_laplace_importance_sampling_matches_quadrature(mixture_model):
+    exact, _ = examples.mixture_with_random_intercept_group_likelihoods(*MIXTURE_ARGS, **MIXTURE_PARAMS)
+    params = mixture_model.as_params(MIXTURE_PARAMS)
+    estimate = estimate_loglik(mixture_model, params, key=0, num_samples=2000, proposal="laplace")
+    assert estimate.pareto_k < 0.7 and 0 < estimate.stderr < 0.1
+    assert abs(estimate.loglik - exact.sum()) / estimate.stderr < z_threshold(1)
+    with pytest.raises(ValueError, match="does not handle the discrete sites \\['component'\\].*laplace"):
+        estimate_loglik(mixture_model, params, key=0, proposal="draws")
 
 
 @pytest.mark.slow

@@ -74,6 +74,10 @@ class MixedNumpyroModel(SampledLatentsModel):
         return super()._signature() + (self.plan.signature(),)
 
     @property
+    def summed_out_sites(self) -> tuple[str, ...]:
+        return tuple(site.name for site in self.discrete_sites)
+
+    @property
     def discrete_sites(self) -> tuple:
         return tuple(site for site in self.sites.latents if site.is_discrete)
 

@@ -73,7 +73,14 @@ def check_sampler_arguments(key, num_samples, num_warmup):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class SampledLatentsModel(NumpyroModel):
-    """Shared part of the numpyro models completed by ``stochem.mcmc`` (``LatentDensity``)."""
+    """Shared part of the numpyro models completed by ``stochem.mcmc`` (``LatentDensity``).
+
+    Attributes:
+        summed_out_sites: names of the discrete latent sites summed out of the
+            density the chain sees (none here; see :class:`MixedNumpyroModel`).
+    """
+
+    summed_out_sites = ()
 
     @property
     def sampled_sites(self) -> tuple:
