@@ -191,16 +191,18 @@ def mixture_with_random_intercept_data(num_groups=6, per_group=5, seed=0):
 
 
 def mixture_with_random_intercept_group_likelihoods(x, y, group, num_groups, weights, slopes, noise_sd, group_sd,
-                                                    num_nodes=60):
-    """Per group, by Gauss–Hermite quadrature over its intercept u ~ N(0, group_sd²):
+                                                    num_points=8001, width=10.0):
+    """Per group, by the trapezoidal rule on a fine grid of its intercept u ~ N(0, group_sd²)
+    (u in ±``width`` sds, spacing about 0.0025 sd, so even a sharp posterior peak is resolved):
     ``(log L_g [G], P(component_n = c | y) [N, 2])`` with
     ``L_g = ∫ Π_{n in g} Σ_c w_c N(y_n; u + s_c x_n, σ²) N(u; 0, τ²) du``."""
     from scipy import stats as scipy_stats
     from scipy.special import logsumexp as scipy_logsumexp
 
-    nodes, node_weights = np.polynomial.hermite_e.hermegauss(num_nodes)  # ∫ f(t) exp(−t²/2) dt
-    log_node_weights = np.log(node_weights / np.sqrt(2 * np.pi))
-    u = group_sd * nodes  # [Q]
+    u = np.linspace(-width * group_sd, width * group_sd, num_points)  # [Q]
+    rule = np.full(num_points, u[1] - u[0])
+    rule[[0, -1]] /= 2
+    log_node_weights = np.log(rule) + scipy_stats.norm.logpdf(u, 0.0, group_sd)
     mean = u[None, :, None] + np.asarray(slopes)[None, None, :] * np.asarray(x)[:, None, None]  # [N, Q, 2]
     per_component = np.log(weights)[None, None, :] + scipy_stats.norm.logpdf(np.asarray(y)[:, None, None], mean,
                                                                             noise_sd)

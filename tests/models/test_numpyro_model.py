@@ -265,6 +265,15 @@ def _mixed_latent(y):
         numpyro.sample("y", dist.Normal(z + label, 1.0), obs=y)
 
 
+def _mixed_latent_outside_depends_on_label(y):
+    mu = numpyro.param("mu", 0.0)
+    with numpyro.plate("data", y.shape[0]):
+        label = numpyro.sample("label", dist.Bernoulli(0.5))
+    z = numpyro.sample("z", dist.Normal(mu + label.sum(), 1.0))
+    with numpyro.plate("data", y.shape[0]):
+        numpyro.sample("y", dist.Normal(z, 1.0), obs=y)
+
+
 def _latents_in_two_plates(y):
     p = numpyro.param("p", 0.5, constraint=constraints.unit_interval)
     with numpyro.plate("a", y.shape[0]):
@@ -297,7 +306,7 @@ Y = np.array([0.5, 1.5, -0.2])
     (_param_without_value, (Y,), "'mu' has no initial value"),
     (_param_outside_constraint, (Y,), "'sd' lies outside its constraint"),
     (_poisson_latent, (Y,), "'count' .*unbounded support"),
-    (_mixed_latent, (Y,), "mixes discrete latent sites \\['label'\\] with continuous ones \\['z'\\]"),
+    (_mixed_latent_outside_depends_on_label, (Y,), "'z' lies outside plate 'data' but depends on.*'label'"),
     (_latents_in_two_plates, (Y,), "same plate.*'first'.*'second'"),
     (_outside_site_depends_on_latents, (Y,), "'total' lies outside plate 'data'"),
     (_inhomogeneous_binomial, (Y, np.array([2, 3, 4])), "'count'.*cannot be enumerated"),
@@ -305,6 +314,12 @@ Y = np.array([0.5, 1.5, -0.2])
 def test_bad_models_are_refused_when_built(model_fn, args, message):
     with pytest.raises(ValueError, match=message):
         se.models.from_numpyro(model_fn, *args)
+
+
+def test_a_model_mixing_discrete_and_continuous_sites_in_one_plate_is_built():
+    model = se.models.from_numpyro(_mixed_latent, Y)
+    assert isinstance(model, se.models.numpyro_model.MixedNumpyroModel)
+    assert model.sampled_names == ("z",) and model.summed_out_sites == ("label",)
 
 
 def test_bad_calls_raise_before_tracing():
@@ -844,6 +859,19 @@ def test_mixed_latent_posterior_gives_the_quadrature_label_probabilities(mixture
     batches = np.asarray(per_draw)[:, :, 1].reshape(40, 100, -1).mean(axis=1)
     np.testing.assert_allclose(posterior.label_probs, np.asarray(per_draw).mean(axis=0), rtol=1e-12)
     assert_mean_matches(batches, expected[:, 1])
+    # Fisher's identity, ∇ℓ(θ) = E[∇_θ log p(o, z; θ) | o], over (slopes, log noise_sd, log group_sd):
+    # the draws' average score against the numerical gradient of the quadrature ℓ.
+    def unpack(vector):
+        return {**MIXTURE_PARAMS, "slopes": vector[:2], "noise_sd": jnp.exp(vector[2]), "group_sd": jnp.exp(vector[3])}
+
+    point = np.concatenate([MIXTURE_PARAMS["slopes"], np.log([MIXTURE_PARAMS["noise_sd"], MIXTURE_PARAMS["group_sd"]])])
+    quadrature_loglik = lambda vector: examples.mixture_with_random_intercept_group_likelihoods(
+        *MIXTURE_ARGS, **unpack(vector))[0].sum()
+    gradient = np.array([(quadrature_loglik(point + 1e-5 * step) - quadrature_loglik(point - 1e-5 * step)) / 2e-5
+                         for step in np.eye(4)])
+    score = lambda vector, draw: mixture_model.log_joint(mixture_model.as_params(unpack(vector)), data, draw)
+    scores = jax.lax.map(lambda draw: jax.grad(score)(jnp.asarray(point), draw), posterior.draws)
+    assert_mean_matches(np.asarray(scores).reshape(40, 100, 4).mean(axis=1), gradient)
 
 
 @pytest.mark.slow

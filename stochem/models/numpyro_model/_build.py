@@ -7,7 +7,10 @@ import jax.numpy as jnp
 
 from stochem.models.numpyro_model._arguments import ModelArguments
 from stochem.models.numpyro_model._continuous import ContinuousNumpyroModel
-from stochem.models.numpyro_model._enumerated import EnumeratedNumpyroModel, plan_enumeration
+from stochem.models.numpyro_model._enumerated import (
+    EnumeratedNumpyroModel,
+    plan_enumeration,
+)
 from stochem.models.numpyro_model._mixed import MixedNumpyroModel
 from stochem.models.numpyro_model._sites import check_latents_usable, trace_sites
 

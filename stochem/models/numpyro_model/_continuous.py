@@ -31,15 +31,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+
 import jax
-import jax.numpy as jnp
-from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import constrain_fn, potential_energy
 
 from stochem.capabilities import ExactEStep, PosteriorSampler, TractableLikelihood
 from stochem.models.numpyro_model import _groups, _summary
-from stochem.models.numpyro_model._sampled import LatentDraws, SampledLatentsModel
 from stochem.models.numpyro_model._recognise import SufficientPlan, sufficient_plan
+from stochem.models.numpyro_model._sampled import LatentDraws, SampledLatentsModel
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -31,10 +31,18 @@ from numpyro.distributions.util import sum_rightmost
 from numpyro.primitives import factor
 
 from stochem.capabilities import ExactEStep, PosteriorSampler, TractableLikelihood
-from stochem.models.numpyro_model._enumerated import (EnumerationPlan, check_table_structure,
-                                                      configuration_log_probs, joint_tables)
-from stochem.models.numpyro_model._sampled import (LatentDraws, LatentPosterior, SampledLatentsModel,
-                                                   check_sampler_arguments)
+from stochem.models.numpyro_model._enumerated import (
+    EnumerationPlan,
+    check_table_structure,
+    configuration_log_probs,
+    joint_tables,
+)
+from stochem.models.numpyro_model._sampled import (
+    LatentDraws,
+    LatentPosterior,
+    SampledLatentsModel,
+    check_sampler_arguments,
+)
 
 
 def _log_det_site(name: str) -> str:
