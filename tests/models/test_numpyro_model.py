@@ -225,7 +225,7 @@ def test_default_init_uses_the_models_initial_values_and_names_are_mapped():
 
     model = se.models.from_numpyro(model_fn, COIN_HEADS)
     assert model.params_type._fields == ("mixture_weights", "probs")
-    params = model.init_params(jax.random.key(0), model.prepare_data(None))
+    params = model.initial_values(jax.random.key(0), model.prepare_data(None))
     np.testing.assert_allclose(params.mixture_weights, [0.3, 0.7])
     assert np.all((params.probs > 0.2) & (params.probs < 0.8))
     result = se.fit(model, None, mstep=LBFGS_TO_CONVERGENCE, init={"probs": [0.6, 0.5]}, num_iters=2,
@@ -265,6 +265,15 @@ def _mixed_latent(y):
         numpyro.sample("y", dist.Normal(z + label, 1.0), obs=y)
 
 
+def _mixed_latent_outside_depends_on_label(y):
+    mu = numpyro.param("mu", 0.0)
+    with numpyro.plate("data", y.shape[0]):
+        label = numpyro.sample("label", dist.Bernoulli(0.5))
+    z = numpyro.sample("z", dist.Normal(mu + label.sum(), 1.0))
+    with numpyro.plate("data", y.shape[0]):
+        numpyro.sample("y", dist.Normal(z, 1.0), obs=y)
+
+
 def _latents_in_two_plates(y):
     p = numpyro.param("p", 0.5, constraint=constraints.unit_interval)
     with numpyro.plate("a", y.shape[0]):
@@ -297,7 +306,7 @@ Y = np.array([0.5, 1.5, -0.2])
     (_param_without_value, (Y,), "'mu' has no initial value"),
     (_param_outside_constraint, (Y,), "'sd' lies outside its constraint"),
     (_poisson_latent, (Y,), "'count' .*unbounded support"),
-    (_mixed_latent, (Y,), "mixes discrete latent sites \\['label'\\] with continuous ones \\['z'\\]"),
+    (_mixed_latent_outside_depends_on_label, (Y,), "'z' lies outside plate 'data' but depends on.*'label'"),
     (_latents_in_two_plates, (Y,), "same plate.*'first'.*'second'"),
     (_outside_site_depends_on_latents, (Y,), "'total' lies outside plate 'data'"),
     (_inhomogeneous_binomial, (Y, np.array([2, 3, 4])), "'count'.*cannot be enumerated"),
@@ -305,6 +314,12 @@ Y = np.array([0.5, 1.5, -0.2])
 def test_bad_models_are_refused_when_built(model_fn, args, message):
     with pytest.raises(ValueError, match=message):
         se.models.from_numpyro(model_fn, *args)
+
+
+def test_a_model_mixing_discrete_and_continuous_sites_in_one_plate_is_built():
+    model = se.models.from_numpyro(_mixed_latent, Y)
+    assert isinstance(model, se.models.numpyro_model.MixedNumpyroModel)
+    assert model.sampled_names == ("z",) and model.summed_out_sites == ("label",)
 
 
 def test_bad_calls_raise_before_tracing():
@@ -617,3 +632,268 @@ def test_damped_mcmc_saem_converges_on_the_left_censored_tobit_that_used_to_go_n
     stderr = np.sqrt(np.diag(np.linalg.inv(_numerical_hessian(negative_loglik, mle))))
     fitted = np.array([*np.asarray(result.params.beta), float(result.params.sigma)])
     assert np.all(np.abs(fitted - mle) < 0.2 * stderr), (fitted, mle, stderr)
+
+
+# ------------------------------------------------------------ edges of the numpyro path
+def _gamma_sample(y):
+    shape = numpyro.param("shape", 1.0, constraint=constraints.positive)
+    rate = numpyro.param("rate", 1.0, constraint=constraints.positive)
+    with numpyro.plate("data", y.shape[0]):
+        numpyro.sample("y", dist.Gamma(shape, rate), obs=y)
+
+
+def test_a_model_without_latent_sites_is_fitted_by_maximizing_its_exact_loglik():
+    from scipy import optimize
+
+    y = np.random.default_rng(3).gamma(2.5, 1.0 / 1.7, size=40)
+    model = se.models.from_numpyro(_gamma_sample, y)
+    result = se.fit(model, None, mstep=LBFGS_TO_CONVERGENCE, num_iters=4, tol=1e-10)
+    # Independent: scipy's own Gamma log density, maximized by Nelder-Mead on the log scale.
+    negative = lambda log_theta: -np.sum(stats.gamma.logpdf(y, np.exp(log_theta[0]), scale=np.exp(-log_theta[1])))
+    best = optimize.minimize(negative, [0.0, 0.0], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12})
+    np.testing.assert_allclose([result.params.shape, result.params.rate], np.exp(best.x), rtol=1e-5)
+    np.testing.assert_allclose(result.trace.loglik[-1], -best.fun, rtol=1e-10)
+    assert result.converged
+    sampled = se.fit(model, None, completion=se.monte_carlo(5), mstep=LBFGS_TO_CONVERGENCE, num_iters=2)
+    np.testing.assert_allclose(sampled.trace.loglik, result.trace.loglik[:3], rtol=1e-10)
+    with pytest.raises(TypeError, match="no latent sites.*exact"):
+        se.fit(model, None, completion=se.mcmc(10), num_iters=1)
+
+
+def test_posterior_accepts_numpy_or_dict_parameters_and_the_models_own_data():
+    model = _model("two_coins")
+    params = {"weights": np.array([0.4, 0.6]), "probs": np.array([0.7, 0.45])}
+    reference = model.posterior(model.params_type(**{k: jnp.asarray(v) for k, v in params.items()}),
+                                model.prepare_data(None))
+    # Bayes' rule by hand, with scipy's binomial.
+    joint = params["weights"] * stats.binom.pmf(COIN_HEADS[:, None], 10, params["probs"])
+    expected = joint / joint.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(reference, expected, rtol=1e-10)
+    for given in (params, model.params_type(**params)):
+        np.testing.assert_allclose(model.posterior(given, None), expected, rtol=1e-10)
+    np.testing.assert_allclose(model.log_marginal(model.params_type(**params), model.prepare_data(None)),
+                               np.sum(np.log(joint.sum(axis=1))), rtol=1e-10)
+    # The documented way after a fit: latent_posterior, exact for an all-discrete model.
+    posterior = model.latent_posterior(params)
+    assert posterior.draws is None
+    np.testing.assert_array_equal(posterior.configurations["coin"], [0, 1])
+    np.testing.assert_allclose(posterior.label_probs, expected, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_continuous_latent_posterior_draws_match_the_closed_form_posterior():
+    model = se.models.from_numpyro(examples.normal_normal, Y, 1.0)
+    params = {"mu": np.array(0.3), "tau": np.array(1.4)}
+    posterior = model.latent_posterior(params, key=3, num_samples=4000, num_warmup=500)
+    assert posterior.label_probs is None and posterior.configurations is None
+    mean, variance = examples.normal_normal_posterior(Y, 1.0, 0.3, 1.4)
+    draws = np.asarray(posterior.draws["z"])  # [4000, 3], correlated: judge means of 40 batches
+    batches = np.concatenate([draws, (draws - mean) ** 2], axis=1).reshape(40, 100, -1).mean(axis=1)
+    assert_mean_matches(batches, np.concatenate([mean, np.full(3, variance)]))
+
+
+def test_latent_posterior_checks_its_arguments_before_sampling():
+    model = se.models.from_numpyro(examples.normal_normal, Y, 1.0)
+    with pytest.raises(ValueError, match="num_samples must be a positive integer"):
+        model.latent_posterior({"mu": 0.0, "tau": 1.0}, num_samples=0)
+    with pytest.raises(TypeError, match="key must be an int"):
+        model.latent_posterior({"mu": 0.0, "tau": 1.0}, key="zero")
+
+
+def test_several_seeds_with_default_init_start_apart_and_match_single_seed_fits():
+    model = _model("two_coins")
+    data = model.prepare_data(None)
+    keys = [3, 4, 5]
+    together = se.fit(model, None, key=keys, mstep=LBFGS_TO_CONVERGENCE, num_iters=2)
+    starts = np.asarray(together.trace.params.probs[:, 0])
+    assert np.all(np.abs(starts[:, None] - starts[None, :]).sum(-1)[np.triu_indices(3, 1)] > 1e-3)
+    for seed, key in enumerate(keys):
+        alone = se.fit(model, None, key=key, mstep=LBFGS_TO_CONVERGENCE, num_iters=2)
+        np.testing.assert_allclose(together.trace.params.probs[seed], alone.trace.params.probs, rtol=1e-8)
+        np.testing.assert_allclose(together.trace.loglik[seed], alone.trace.loglik, rtol=1e-10)
+    # The start is the model's initial value moved by at most init_radius in the unconstrained space
+    # (logit for the probabilities, stick-breaking for the simplex).
+    initial = model.initial_values(jax.random.key(0), data)
+    for key in range(20):
+        start = model.init_params(jax.random.key(key), data)
+        step = jax.scipy.special.logit(start.probs) - jax.scipy.special.logit(initial.probs)
+        assert np.all(np.abs(step) <= model.init_radius) and np.any(np.abs(step) > 0)
+        np.testing.assert_allclose(np.sum(start.weights), 1.0)
+    same = se.fit(model, None, key=keys, init={}, mstep=LBFGS_TO_CONVERGENCE, num_iters=0)
+    np.testing.assert_allclose(same.trace.params.probs[:, 0], np.broadcast_to(initial.probs, (3, 2)))
+
+
+def _positive_scale_improper(y):
+    """Normal data with a latent scale per point, its Exponential(rate) prior written as a factor."""
+    mu = numpyro.param("mu", 0.0)
+    rate = numpyro.param("rate", 1.0, constraint=constraints.positive)
+    with numpyro.plate("data", y.shape[0]):
+        scale = numpyro.sample("scale", dist.ImproperUniform(constraints.positive, (), ()))
+        numpyro.factor("scale_prior", dist.Exponential(rate).log_prob(scale))
+        numpyro.sample("y", dist.Normal(mu, scale), obs=y)
+
+
+def _positive_scale_proper(y):
+    mu = numpyro.param("mu", 0.0)
+    rate = numpyro.param("rate", 1.0, constraint=constraints.positive)
+    with numpyro.plate("data", y.shape[0]):
+        scale = numpyro.sample("scale", dist.Exponential(rate))
+        numpyro.sample("y", dist.Normal(mu, scale), obs=y)
+
+
+def test_latents_with_an_improper_prior_are_found_without_sampling_and_fitted_like_the_proper_model():
+    y = np.random.default_rng(4).normal(0.5, 1.5, size=8)
+    improper = se.models.from_numpyro(_positive_scale_improper, y)
+    proper = se.models.from_numpyro(_positive_scale_proper, y)
+    assert isinstance(improper, ContinuousNumpyroModel) and improper.latent_names == ("scale",)
+    # Same density, so the same potential energy, the same chains and the same fit for the same key.
+    data = improper.prepare_data(None)
+    params = improper.initial_values(jax.random.key(0), data)
+    position = {"scale": jnp.linspace(-1.0, 1.0, y.size)}
+    np.testing.assert_allclose(improper.potential_energy(params, data, position),
+                               proper.potential_energy(params, data, position), rtol=1e-12)
+    fits = [se.fit(model, None, completion=se.mcmc(20), key=7, num_iters=2) for model in (improper, proper)]
+    np.testing.assert_allclose(fits[0].params.mu, fits[1].params.mu, rtol=1e-8)
+    np.testing.assert_allclose(fits[0].params.rate, fits[1].params.rate, rtol=1e-8)
+
+
+# ------------------------------------------------------- discrete and continuous latent sites mixed
+MIXTURE_ARGS = examples.mixture_with_random_intercept_data()
+MIXTURE_PARAMS = {"weights": np.array([0.3, 0.7]), "slopes": np.array([-1.2, 1.4]), "noise_sd": np.array(0.6),
+                  "group_sd": np.array(0.9)}
+
+
+@pytest.fixture(scope="module")
+def mixture_model():
+    return se.models.from_numpyro(examples.mixture_with_random_intercept, *MIXTURE_ARGS)
+
+
+def _brute_force_over_labels(model_fn, args, params, continuous, site, num_labels, size):
+    """log Σ over every assignment of the discrete ``site`` of numpyro's own log density."""
+    values = []
+    for labels in itertools.product(range(num_labels), repeat=size):
+        latent = {**params, **continuous, site: jnp.asarray(labels)}
+        values.append(log_density(model_fn, args, {}, latent)[0])
+    return logsumexp(jnp.asarray(values))
+
+
+def test_a_parallel_enumerated_site_is_summed_out_of_the_density_the_chain_sees():
+    # Small enough for brute force: 8 observations in 2 groups, 2^8 label assignments.
+    args = examples.mixture_with_random_intercept_data(num_groups=2, per_group=4, seed=5)
+    model = se.models.from_numpyro(examples.mixture_with_random_intercept, *args)
+    assert isinstance(model, se.models.numpyro_model.MixedNumpyroModel)
+    assert model.sampled_names == ("intercept",) and "component" in model.latent_names
+    data = model.prepare_data(None)
+    params = model.params_type(**MIXTURE_PARAMS)
+    intercept = jnp.array([0.4, -0.7])
+    exact = _brute_force_over_labels(examples.mixture_with_random_intercept, args, MIXTURE_PARAMS,
+                                     {"intercept": intercept}, "component", 2, 8)
+    np.testing.assert_allclose(model.log_joint(params, data, {"intercept": intercept}), exact, rtol=1e-12)
+    # The intercept's support is the real line: no Jacobian, U = −log p(o, z).
+    np.testing.assert_allclose(model.potential_energy(params, data, {"intercept": intercept}), -exact, rtol=1e-12)
+    # Labels given the intercepts: Bayes' rule observation by observation, with scipy.
+    x, y, group, _ = args
+    joint = MIXTURE_PARAMS["weights"] * stats.norm.pdf(
+        y[:, None], np.asarray(intercept)[group][:, None] + MIXTURE_PARAMS["slopes"] * x[:, None], 0.6)
+    np.testing.assert_allclose(model.label_probs(params, data, {"intercept": intercept}),
+                               joint / joint.sum(axis=1, keepdims=True), rtol=1e-10)
+
+
+def _mixture_with_positive_scale(y):
+    weights = numpyro.param("weights", jnp.array([0.5, 0.5]), constraint=constraints.simplex)
+    with numpyro.plate("groups", 2):
+        scale = numpyro.sample("scale", dist.LogNormal(0.0, 1.0))
+    with numpyro.plate("observations", y.shape[0]):
+        label = numpyro.sample("label", dist.Categorical(weights))
+        numpyro.sample("y", dist.Normal(0.0, scale[label]), obs=y)
+
+
+def test_the_mixed_density_adds_the_jacobian_of_a_constrained_continuous_site():
+    y = np.array([0.3, -1.2, 2.5])
+    model = se.models.from_numpyro(_mixture_with_positive_scale, y)
+    data = model.prepare_data(None)
+    params = model.params_type(weights=jnp.array([0.35, 0.65]))
+    position = {"scale": jnp.array([-0.4, 0.8])}
+    scale = jnp.exp(position["scale"])
+    exact = _brute_force_over_labels(_mixture_with_positive_scale, (y,), {"weights": params.weights},
+                                     {"scale": scale}, "label", 2, 3)
+    # scale = exp(ζ): log |det ∂scale/∂ζ| = Σ ζ.
+    np.testing.assert_allclose(model.potential_energy(params, data, position),
+                               -(exact + jnp.sum(position["scale"])), rtol=1e-12)
+    np.testing.assert_allclose(model.stats_from_positions(params, data, jax.tree_util.tree_map(
+        lambda leaf: leaf[None], position)).draws["scale"][0], scale, rtol=1e-12)
+
+
+def test_mixed_latents_fit_by_mcmc_em_and_refuse_exact(mixture_model):
+    with pytest.raises(TypeError, match="continuous.*summed out.*mcmc"):
+        se.fit(mixture_model, None, num_iters=1)
+    result = se.fit(mixture_model, None, completion=se.mcmc(20), key=1, num_iters=2, init=MIXTURE_PARAMS)
+    assert np.all(np.isfinite(np.asarray(result.params.slopes))) and result.num_iters == 2
+    # Q of the draws is their average log density with the labels summed out.
+    draws = se.models.numpyro_model.LatentDraws({"intercept": jnp.zeros((3, 6)) + jnp.arange(3.0)[:, None]})
+    params = mixture_model.params_type(**MIXTURE_PARAMS)
+    data = mixture_model.prepare_data(None)
+    per_draw = [mixture_model.log_joint(params, data, {"intercept": draws.draws["intercept"][s]}) for s in range(3)]
+    np.testing.assert_allclose(mixture_model.complete_loglik(params, data, draws), np.mean(per_draw), rtol=1e-12)
+
+
+def test_mixed_latents_loglik_by_laplace_importance_sampling_matches_quadrature(mixture_model):
+    exact, _ = examples.mixture_with_random_intercept_group_likelihoods(*MIXTURE_ARGS, **MIXTURE_PARAMS)
+    params = mixture_model.as_params(MIXTURE_PARAMS)
+    estimate = estimate_loglik(mixture_model, params, key=0, num_samples=2000, proposal="laplace")
+    assert estimate.pareto_k < 0.7 and 0 < estimate.stderr < 0.1
+    assert abs(estimate.loglik - exact.sum()) / estimate.stderr < z_threshold(1)
+    with pytest.raises(ValueError, match="does not handle the discrete sites \\['component'\\].*laplace"):
+        estimate_loglik(mixture_model, params, key=0, proposal="draws")
+
+
+@pytest.mark.slow
+def test_mixed_latent_posterior_gives_the_quadrature_label_probabilities(mixture_model):
+    posterior = mixture_model.latent_posterior(MIXTURE_PARAMS, key=2, num_samples=4000, num_warmup=500)
+    _, expected = examples.mixture_with_random_intercept_group_likelihoods(*MIXTURE_ARGS, **MIXTURE_PARAMS)
+    np.testing.assert_array_equal(posterior.configurations["component"], [0, 1])
+    # Correlated draws: judge the label probabilities by means of 40 batches of 100 draws.
+    data = mixture_model.prepare_data(None)
+    params = mixture_model.as_params(MIXTURE_PARAMS)
+    per_draw = jax.lax.map(lambda draw: mixture_model.label_probs(params, data, draw), posterior.draws)
+    batches = np.asarray(per_draw)[:, :, 1].reshape(40, 100, -1).mean(axis=1)
+    np.testing.assert_allclose(posterior.label_probs, np.asarray(per_draw).mean(axis=0), rtol=1e-12)
+    assert_mean_matches(batches, expected[:, 1])
+    # Fisher's identity, ∇ℓ(θ) = E[∇_θ log p(o, z; θ) | o], over (slopes, log noise_sd, log group_sd):
+    # the draws' average score against the numerical gradient of the quadrature ℓ.
+    def unpack(vector):
+        return {**MIXTURE_PARAMS, "slopes": vector[:2], "noise_sd": jnp.exp(vector[2]), "group_sd": jnp.exp(vector[3])}
+
+    point = np.concatenate([MIXTURE_PARAMS["slopes"], np.log([MIXTURE_PARAMS["noise_sd"], MIXTURE_PARAMS["group_sd"]])])
+    quadrature_loglik = lambda vector: examples.mixture_with_random_intercept_group_likelihoods(
+        *MIXTURE_ARGS, **unpack(vector))[0].sum()
+    gradient = np.array([(quadrature_loglik(point + 1e-5 * step) - quadrature_loglik(point - 1e-5 * step)) / 2e-5
+                         for step in np.eye(4)])
+    score = lambda vector, draw: mixture_model.log_joint(mixture_model.as_params(unpack(vector)), data, draw)
+    scores = jax.lax.map(lambda draw: jax.grad(score)(jnp.asarray(point), draw), posterior.draws)
+    assert_mean_matches(np.asarray(scores).reshape(40, 100, 4).mean(axis=1), gradient)
+
+
+@pytest.mark.slow
+def test_mixed_latents_mcmc_em_reaches_the_quadrature_mle(mixture_model):
+    from scipy import optimize
+
+    def negative(vector):
+        weight = 1.0 / (1.0 + np.exp(-vector[0]))
+        log_groups, _ = examples.mixture_with_random_intercept_group_likelihoods(
+            *MIXTURE_ARGS, np.array([1 - weight, weight]), vector[1:3], np.exp(vector[3]), np.exp(vector[4]))
+        return -log_groups.sum()
+
+    best = optimize.minimize(negative, [0.0, -1.0, 1.0, 0.0, 0.0], method="Nelder-Mead",
+                             options={"maxiter": 20000, "xatol": 1e-9, "fatol": 1e-11})
+    mle = np.concatenate([[1.0 / (1.0 + np.exp(-best.x[0]))], best.x[1:3], np.exp(best.x[3:])])
+    keys = list(range(6))
+    result = se.fit(mixture_model, None, completion=se.mcmc(200), key=keys, num_iters=40,
+                    init={"slopes": [-1.0, 1.0]})
+    trace = result.trace.params
+    # Each seed's estimate: its θ_t averaged over the last 20 iterations (after the climb).
+    per_seed = np.column_stack([np.asarray(trace.weights)[:, -20:, 1].mean(axis=1),
+                                np.asarray(trace.slopes)[:, -20:].mean(axis=1),
+                                np.asarray(trace.noise_sd)[:, -20:].mean(axis=1),
+                                np.asarray(trace.group_sd)[:, -20:].mean(axis=1)])
+    assert_mean_matches(per_seed, mle)

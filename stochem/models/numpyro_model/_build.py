@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from stochem.models.numpyro_model._arguments import ModelArguments
 from stochem.models.numpyro_model._continuous import ContinuousNumpyroModel
-from stochem.models.numpyro_model._enumerated import EnumeratedNumpyroModel, plan_enumeration
+from stochem.models.numpyro_model._enumerated import (
+    EnumeratedNumpyroModel,
+    plan_enumeration,
+)
+from stochem.models.numpyro_model._mixed import MixedNumpyroModel
 from stochem.models.numpyro_model._sites import check_latents_usable, trace_sites
 
 
@@ -26,13 +31,21 @@ def from_numpyro(model_fn, *args, **kwargs):
 
     Parameters: a NamedTuple with one field per param site (a site name that is
     not a valid identifier is mapped, e.g. ``"beta.0"`` → ``beta_0``, see
-    ``model.params_type._fields``). ``init=None`` starts at each site's own
-    initial value; ``init`` may be a dict giving only some fields.
+    ``model.params_type._fields``). With ``init=None`` each seed draws its own
+    start from its key: each site's initial value moved by ``Uniform(−½, ½)``
+    per coordinate in the site's unconstrained space (``model.init_params``);
+    ``init={}`` starts at the sites' own initial values exactly, and ``init``
+    may be a dict giving only some fields (the rest keep their initial values).
 
     Completions: if every latent site is discrete with a finite support, the
     model is an :class:`EnumeratedNumpyroModel` (``exact()`` enumerates the
-    sites, ``monte_carlo(S)`` draws exact posterior samples, ℓ(θ) is exact). If
-    they are continuous, a :class:`ContinuousNumpyroModel` (``mcmc(S)``; ℓ(θ)
+    sites, ``monte_carlo(S)`` draws exact posterior samples, ℓ(θ) is exact); a
+    model without latent sites is one too (the M-step then maximizes ℓ(θ)
+    directly). If discrete and continuous sites are mixed, a
+    :class:`MixedNumpyroModel`: the discrete sites are summed out inside the
+    density the MCMC kernel sees (as numpyro's ``infer={"enumerate":
+    "parallel"}``) and ``mcmc(S)`` samples the continuous ones. If they are
+    all continuous, a :class:`ContinuousNumpyroModel` (``mcmc(S)``; ℓ(θ)
     is NaN in the trace unless ``fit(..., loglik=stochem.importance_loglik(...))``;
     SAEM by ``mstep=stochem.stochastic_newton(...)``). These models have no
     closed-form M-step: the default is ``stochem.gradient(optax.lbfgs(), 20)``
@@ -44,13 +57,15 @@ def from_numpyro(model_fn, *args, **kwargs):
         **kwargs: its keyword arguments.
 
     Returns:
-        An :class:`EnumeratedNumpyroModel` or a :class:`ContinuousNumpyroModel`.
+        An :class:`EnumeratedNumpyroModel`, a :class:`MixedNumpyroModel` or a
+        :class:`ContinuousNumpyroModel`.
 
     Raises:
         TypeError: ``model_fn`` is not callable.
         ValueError: no param sites; a param without a valid initial value; a
             discrete latent site with an unbounded support, or one that cannot
-            be enumerated; discrete and continuous latent sites mixed.
+            be enumerated; discrete sites in several plates, or a site outside
+            their plate that depends on them.
 
     Example:
         >>> import jax.numpy as jnp, numpy as np, numpyro, optax
@@ -74,8 +89,19 @@ def from_numpyro(model_fn, *args, **kwargs):
     arguments = ModelArguments.from_call(args, kwargs)
     sites = trace_sites(model_fn, args, kwargs)
     check_latents_usable(sites.latents)
-    if any(not site.is_discrete for site in sites.latents):
+    discrete = tuple(site for site in sites.latents if site.is_discrete)
+    continuous = tuple(site for site in sites.latents if not site.is_discrete)
+    if continuous and not discrete:
         return ContinuousNumpyroModel(model_fn, arguments, sites)
+    if continuous:
+        # The continuous sites count as observed for the plan: inside the discrete sites' plate
+        # they belong to each element's table, outside it to the part that must not depend on c.
+        plan = plan_enumeration(sites._replace(latents=discrete, observed=sites.observed + continuous))
+        model = MixedNumpyroModel(model_fn, arguments, sites, plan)
+        data = model.prepare_data(None)
+        params = model.initial_values(jax.random.key(0), data)
+        model.check_structure(params, data, model._constrained(params, data, model.init_position(params, data)))
+        return model
     model = EnumeratedNumpyroModel(model_fn, arguments, sites, plan_enumeration(sites))
     data = model.prepare_data(None)
     model.check_structure(model.params_type(*(jnp.asarray(site.init_value) for site in sites.params)), data)

@@ -31,32 +31,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
-from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import constrain_fn, potential_energy
 
 from stochem.capabilities import ExactEStep, PosteriorSampler, TractableLikelihood
 from stochem.models.numpyro_model import _groups, _summary
-from stochem.models.numpyro_model._model import NumpyroModel
 from stochem.models.numpyro_model._recognise import SufficientPlan, sufficient_plan
-
-
-class LatentDraws(NamedTuple):
-    """Statistics of a continuous numpyro model: the sampled completions.
-
-    Attributes:
-        draws: ``{latent site name: values}``, each with a leading axis of
-            length S (the draws).
-    """
-
-    draws: Any
+from stochem.models.numpyro_model._sampled import LatentDraws, SampledLatentsModel
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class ContinuousNumpyroModel(NumpyroModel):
+class ContinuousNumpyroModel(SampledLatentsModel):
     """A numpyro model with continuous latent sites: completion by ``stochem.mcmc``.
 
     Capabilities (:mod:`stochem.capabilities`): ``CompleteLikelihood``,
@@ -67,16 +53,6 @@ class ContinuousNumpyroModel(NumpyroModel):
     :meth:`capability_hint` says why, naming the continuous sites.
     """
 
-    def unconstrained_shapes(self) -> dict:
-        """``{latent site: shape of its unconstrained value}``."""
-        return {site.name: tuple(biject_to(site.distribution.support).inverse_shape(site.shape))
-                for site in self.sites.latents}
-
-    def init_position(self, params, data):
-        """Start of the chain: every unconstrained latent value 0 (numpyro's ``init_to_feasible``)."""
-        del params, data
-        return {name: jnp.zeros(shape) for name, shape in self.unconstrained_shapes().items()}
-
     def potential_energy(self, params, data, position):
         """U_θ(z) = −log p(o, T(z); θ) − log|det ∂T/∂z|, by numpyro's ``potential_energy``."""
         args, kwargs = self.arguments.rebuild(data)
@@ -86,7 +62,7 @@ class ContinuousNumpyroModel(NumpyroModel):
         """Statistics of S chain positions (a dict with a leading axis S): the constrained draws."""
         args, kwargs = self.arguments.rebuild(data)
         draws = constrain_fn(self.with_params(params), args, kwargs, positions, batch_ndims=1)
-        return LatentDraws(draws={name: draws[name] for name in self.latent_names})
+        return LatentDraws(draws={name: draws[name] for name in self.sampled_names})
 
     @functools.cached_property
     def sufficient_plan(self) -> SufficientPlan:
@@ -123,8 +99,7 @@ class ContinuousNumpyroModel(NumpyroModel):
         """Q(θ) = (1/S) Σ_s log p(o, m_s; θ) for draws; through the summary for a :class:`SufficientSummary`."""
         if isinstance(stats, _summary.SufficientSummary):
             return _summary.summary_loglik(self, self.sufficient_plan, params, stats)
-        per_draw = jax.vmap(lambda draw: self.log_joint(params, data, draw))(stats.draws)
-        return jnp.mean(per_draw)
+        return super().complete_loglik(params, data, stats)
 
     def capability_hint(self, capability) -> str | None:
         """Why a capability of :mod:`stochem.capabilities` is missing: the latent sites are continuous."""

@@ -1,5 +1,9 @@
 """Exact EM for numpyro models whose latent sites are all discrete with finite support.
 
+A model without latent sites is the case ``L = 1`` (one empty configuration,
+``N = 1``): the E-step has nothing to complete, Q(θ) = ℓ(θ), and the M-step
+maximizes the log-likelihood directly.
+
 Supported structure (checked when the model is built, with an error naming the
 site otherwise): every latent site sits in the same single ``numpyro.plate``
 (the plate over observations, size N) and holds one value per plate element.
@@ -41,6 +45,7 @@ from stochem import _validation
 from stochem.capabilities import LatentDensity
 from stochem.models.base import CountedDrawsBase
 from stochem.models.numpyro_model._model import NumpyroModel
+from stochem.models.numpyro_model._sampled import LatentPosterior
 from stochem.models.numpyro_model._sites import ModelSites
 
 # Joint configurations per plate element above which enumeration is refused:
@@ -89,6 +94,8 @@ class EnumerationPlan(NamedTuple):
 
     def configurations(self) -> tuple[np.ndarray, ...]:
         """Per latent site, its value in each configuration ``[L, *event_shape]`` (row-major order)."""
+        if not self.supports:  # no latent sites: one empty configuration
+            return ()
         indices = np.unravel_index(np.arange(self.num_configurations), self.sizes)
         return tuple(support[index] for support, index in zip(self.supports, indices))
 
@@ -166,6 +173,75 @@ def plan_enumeration(sites: ModelSites) -> EnumerationPlan:
     return EnumerationPlan(plate, supports, frozenset(local))
 
 
+def configuration_log_probs(model, args, kwargs, latents, plan: EnumerationPlan, shapes) -> dict:
+    """``{site: log prob}`` of ``model`` under every joint configuration of the discrete ``latents``.
+
+    ``model`` already has θ (and any other values, e.g. continuous latents)
+    substituted; each entry has a leading axis of length L.
+    """
+    configurations = {site.name: jnp.asarray(values, dtype=site.dtype)
+                      for site, values in zip(latents, plan.configurations())}
+
+    def one_configuration(values):
+        latent = {name: jnp.broadcast_to(value, shapes[name]) for name, value in values.items()}
+        log_probs, _ = compute_log_probs(model, args, kwargs, latent, sum_log_prob=False)
+        return log_probs
+
+    return jax.vmap(one_configuration, axis_size=plan.num_configurations)(configurations)
+
+
+def per_element(plan: EnumerationPlan, log_prob):
+    """``[L, *batch]`` -> ``[N, L]``: sum everything but the plate dimension.
+
+    ``N`` is read from the plate dimension, so a batch of rows (``take_rows``) has its own size.
+    """
+    num_configurations = log_prob.shape[0]
+    if plan.plate is None:
+        return jnp.reshape(log_prob, (num_configurations, -1)).sum(axis=1)[None, :]
+    axis = log_prob.ndim + plan.plate.dim
+    by_element = jnp.moveaxis(log_prob, axis, 1)
+    return jnp.reshape(by_element, (num_configurations, by_element.shape[1], -1)).sum(axis=2).T
+
+
+def joint_tables(plan: EnumerationPlan, log_probs: dict):
+    """``(a, b)`` from :func:`configuration_log_probs`: ``a[n, c]`` ``[N, L]`` and the scalar ``b``."""
+    local, outside = 0.0, jnp.zeros(plan.num_configurations)
+    for name, log_prob in log_probs.items():
+        if name in plan.local_sites:
+            local = local + per_element(plan, log_prob)
+        else:
+            outside = outside + jnp.reshape(log_prob, (log_prob.shape[0], -1)).sum(axis=1)
+    return jnp.asarray(local), outside[0]
+
+
+def check_table_structure(plan: EnumerationPlan, log_probs: dict, latent_names) -> None:
+    """On concrete values: plate sites vary along the plate, outside sites ignore the enumerated latents.
+
+    Raises:
+        ValueError: naming the site that breaks the structure.
+    """
+    plate = plan.plate
+    for name, log_prob in log_probs.items():
+        if name in plan.local_sites:
+            if plate is not None and (log_prob.ndim - 1 < -plate.dim
+                                      or log_prob.shape[log_prob.ndim + plate.dim] != plate.size):
+                raise ValueError(
+                    f"site {name!r} is in plate {plate.name!r} but its log probability has batch "
+                    f"shape {log_prob.shape[1:]} without the plate's size {plate.size} at dim "
+                    f"{plate.dim}; give its distribution the plate's batch shape."
+                )
+        else:
+            # Reduced where the values live: data sharded over processes is never fetched.
+            totals = np.asarray(jnp.reshape(log_prob, (log_prob.shape[0], -1)).sum(axis=1))
+            if not np.allclose(totals, totals[0], rtol=1e-10, atol=1e-10, equal_nan=True):
+                raise ValueError(
+                    f"site {name!r} lies outside plate "
+                    f"{plate.name if plate else None!r} but depends on the latent sites "
+                    f"{list(latent_names)}; exact enumeration needs every site that depends "
+                    "on them inside their plate."
+                )
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
     """A numpyro model with discrete latent sites only: exact and Monte Carlo EM.
@@ -196,38 +272,13 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
     def site_log_probs(self, params, data) -> dict:
         """``{site: log prob}`` under every configuration, each with a leading axis of length L."""
         args, kwargs = self.arguments.rebuild(data)
-        model = self.with_params(params)
         num_rows = self._rows_in(data)
         shapes = {site.name: self._site_shape(site, num_rows) for site in self.sites.latents}
-
-        def one_configuration(values):
-            latent = {name: jnp.broadcast_to(value, shapes[name]) for name, value in values.items()}
-            log_probs, _ = compute_log_probs(model, args, kwargs, latent, sum_log_prob=False)
-            return log_probs
-
-        return jax.vmap(one_configuration)(self._configuration_latents())
-
-    def _per_element(self, log_prob):
-        """``[L, *batch]`` -> ``[N, L]``: sum everything but the plate dimension.
-
-        ``N`` is read from the plate dimension, so a batch of rows (``take_rows``) has its own size.
-        """
-        num_configurations = log_prob.shape[0]
-        if self.plan.plate is None:
-            return jnp.reshape(log_prob, (num_configurations, -1)).sum(axis=1)[None, :]
-        axis = log_prob.ndim + self.plan.plate.dim
-        by_element = jnp.moveaxis(log_prob, axis, 1)
-        return jnp.reshape(by_element, (num_configurations, by_element.shape[1], -1)).sum(axis=2).T
+        return configuration_log_probs(self.with_params(params), args, kwargs, self.sites.latents, self.plan, shapes)
 
     def log_joint_tables(self, params, data):
         """``(a, b)``: ``a[n, c] = a_n(c)`` of shape ``[N, L]``, and the scalar ``b`` (module docstring)."""
-        local, outside = 0.0, jnp.zeros(self.plan.num_configurations)
-        for name, log_prob in self.site_log_probs(params, data).items():
-            if name in self.plan.local_sites:
-                local = local + self._per_element(log_prob)
-            else:
-                outside = outside + jnp.reshape(log_prob, (log_prob.shape[0], -1)).sum(axis=1)
-        return jnp.asarray(local), outside[0]
+        return joint_tables(self.plan, self.site_log_probs(params, data))
 
     def check_structure(self, params, data) -> None:
         """On concrete values: plate sites vary along the plate, outside sites ignore the latents.
@@ -235,32 +286,29 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
         Raises:
             ValueError: naming the site that breaks the structure.
         """
-        plate = self.plan.plate
-        for name, log_prob in self.site_log_probs(params, data).items():
-            if name in self.plan.local_sites:
-                if plate is not None and (log_prob.ndim - 1 < -plate.dim
-                                          or log_prob.shape[log_prob.ndim + plate.dim] != plate.size):
-                    raise ValueError(
-                        f"site {name!r} is in plate {plate.name!r} but its log probability has batch "
-                        f"shape {log_prob.shape[1:]} without the plate's size {plate.size} at dim "
-                        f"{plate.dim}; give its distribution the plate's batch shape."
-                    )
-            else:
-                # Reduced where the values live: data sharded over processes is never fetched.
-                totals = np.asarray(jnp.reshape(log_prob, (log_prob.shape[0], -1)).sum(axis=1))
-                if not np.allclose(totals, totals[0], rtol=1e-10, atol=1e-10, equal_nan=True):
-                    raise ValueError(
-                        f"site {name!r} lies outside plate "
-                        f"{plate.name if plate else None!r} but depends on the latent sites "
-                        f"{list(self.latent_names)}; exact enumeration needs every site that depends "
-                        "on them inside their plate."
-                    )
+        check_table_structure(self.plan, self.site_log_probs(params, data), self.latent_names)
 
     # --------------------------------------------------------- capabilities
-    def posterior(self, params, data):
-        """``P(m_n = c | o_n; θ)``, shape ``[N, L]``."""
-        local, _ = self.log_joint_tables(params, data)
+    def posterior(self, params, data=None):
+        """``P(m_n = c | o_n; θ)``, shape ``[N, L]``, configurations in row-major order of the sites' supports.
+
+        ``params`` may be the params NamedTuple or a dict by field, with numpy or JAX values
+        (e.g. ``result.params``); ``data=None`` means the model's own arguments.
+        """
+        local, _ = self.log_joint_tables(self.as_params(params), self.data_or_own(data))
         return jax.nn.softmax(local, axis=-1)
+
+    def latent_posterior(self, params, data=None):
+        """The exact posterior of the latent sites at θ = ``params`` (e.g. ``result.params``).
+
+        Returns:
+            :class:`LatentPosterior` with ``label_probs`` = :meth:`posterior`
+            ``[N, L]`` and ``configurations`` ``{site: [L, *event_shape]}``, the
+            value of each site in column ``c``; ``draws`` is ``None`` (nothing
+            is sampled). The marginal of one site sums the columns where it
+            takes each value.
+        """
+        return LatentPosterior(None, self.posterior(params, data), self._configuration_latents())
 
     def log_marginal(self, params, data):
         """ℓ(θ) = Σ_n logsumexp_c a_n(c) + b."""
@@ -273,6 +321,12 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
         log_normalizer = logsumexp(local, axis=-1, keepdims=True)
         return jnp.exp(local - log_normalizer), jnp.sum(log_normalizer) + outside
 
+    def sample_counts(self, key, params, data, num_samples):
+        """``(c / S, ℓ)`` of :class:`CountedDrawsBase`; with one configuration (no latent sites) every draw is it."""
+        if self.plan.num_configurations == 1:
+            return self.posterior_and_loglik(params, data)
+        return super().sample_counts(key, params, data, num_samples)
+
     def counted_stats(self, data, weights):
         """``(weights, w (1 − w))``: the statistics are the weights themselves, entry ``(n, c)`` is
         ``1[m_n = c]`` per draw, so its spread is ``w_nc (1 − w_nc)``."""
@@ -281,6 +335,8 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
 
     def configuration_index(self, latent):
         """Latent site values (a dict) -> index of the configuration of each plate element, ``[N]``."""
+        if not self.sites.latents:  # no latent sites: the one empty configuration
+            return jnp.zeros((1,), dtype=int)
         first = self.sites.latents[0]
         num_elements = jnp.size(latent[first.name]) // max(1, math.prod(first.event_shape))
         index = jnp.zeros((num_elements,), dtype=int)
@@ -369,6 +425,9 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
 
     def capability_hint(self, capability) -> str | None:
         """Why a capability of :mod:`stochem.capabilities` is missing: the latent sites are discrete."""
+        if capability is LatentDensity and not self.sites.latents:
+            return ("the model has no latent sites, so there is nothing for mcmc() to sample; "
+                    "completion=exact() (the default) maximizes its log-likelihood directly.")
         if capability is LatentDensity:
             return (f"mcmc() samples continuous latent sites, but the latent sites {list(self.latent_names)} "
                     "are discrete; use completion=exact() or monte_carlo(num_samples), which enumerate "

@@ -118,7 +118,7 @@ def _structure(model) -> GroupStructure:
     blocks, width = _blocks(model, plate)
     data = model.prepare_data(None)
     args, kwargs = model.arguments.rebuild(data)
-    params = model.site_values(model.init_params(jax.random.key(0), data))
+    params = model.site_values(model.initial_values(jax.random.key(0), data))
     rng = np.random.default_rng(0)
     probe = GroupStructure(plate, num_groups, blocks, width, {}, model.latent_names)
     rows = jnp.asarray(rng.uniform(-1.0, 1.0, (num_groups, width)))

@@ -133,7 +133,19 @@ def _cached_groups(model, fingerprint: str) -> LatentGroups:
 
 
 def latent_groups(model) -> LatentGroups:
-    """The independent groups of a continuous numpyro model's latent values (cached per model and data)."""
+    """The independent groups of a continuous numpyro model's latent values (cached per model and data).
+
+    Raises:
+        ValueError: the model sums discrete sites out (:class:`MixedNumpyroModel`), which the
+            per-group proposals do not handle.
+    """
+    if model.summed_out_sites:
+        raise _validation.ArgumentError(
+            "proposal",
+            f"importance_loglik(proposal='draws') fits proposals to independent groups of latent values, "
+            f"and does not handle the discrete sites {list(model.summed_out_sites)} this model sums out; "
+            "use proposal='laplace' (a Gaussian over the continuous sites, the discrete ones summed out "
+            "exactly).")
     return _cached_groups(model, _data_fingerprint(model))
 
 

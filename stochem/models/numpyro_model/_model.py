@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -32,7 +33,7 @@ from numpyro.infer.util import log_density
 from stochem import _validation
 from stochem.models.base import ModelBase
 from stochem.models.numpyro_model._arguments import ModelArguments
-from stochem.models.numpyro_model._sites import ModelSites
+from stochem.models.numpyro_model._sites import ModelSites, without_sampling
 from stochem.mstep.gradient import gradient
 
 # One params class per tuple of field names, so that equal models share it.
@@ -73,6 +74,9 @@ class NumpyroModel(ModelBase):
     sites: ModelSites = dataclasses.field(repr=False)
 
     default_mstep = DEFAULT_MSTEP
+    # Half-width, in each param site's unconstrained space, of the random move of its initial
+    # value that gives each seed its own start (init_params).
+    init_radius = 0.5
 
     # ----------------------------------------------------------------- identity
     def _signature(self) -> tuple:
@@ -106,9 +110,24 @@ class NumpyroModel(ModelBase):
         return tuple(site.name for site in self.sites.latents)
 
     def site_values(self, params) -> dict:
-        """Params NamedTuple -> ``{param site name: value}``."""
-        values = params._asdict()
-        return {site.name: values[site.field] for site in self.sites.params}
+        """Params (a NamedTuple or a dict by field) -> ``{param site name: value}``, as JAX arrays.
+
+        Numpy values are converted: a model that indexes a param by a latent
+        value (``probs[coin]``) needs a JAX array there, not a numpy one.
+        """
+        values = params._asdict() if _validation.is_namedtuple(params) else dict(params)
+        return {site.name: jnp.asarray(values[site.field]) for site in self.sites.params}
+
+    def as_params(self, params):
+        """User parameters (the params NamedTuple, another NamedTuple or a dict by field, numpy
+        or JAX values) as this model's params NamedTuple of JAX arrays; not validated, so it
+        also takes traced values."""
+        values = params._asdict() if _validation.is_namedtuple(params) else dict(params)
+        return self.params_type(**{field: jnp.asarray(value) for field, value in values.items()})
+
+    def data_or_own(self, data):
+        """``data``, or the model's own array arguments when ``data`` is ``None``."""
+        return self.prepare_data(None) if data is None else data
 
     def with_params(self, params):
         """The user's model with θ substituted into its param sites."""
@@ -135,12 +154,36 @@ class NumpyroModel(ModelBase):
                 raise ValueError(f"{name} lies on the boundary of the constraint {site.constraint}; "
                                  "move it inside (e.g. no probability of exactly 0 or 1).")
 
-    def init_params(self, key, data):
-        """Each param site's own initial value (callable initial values get ``key``)."""
+    def initial_values(self, key, data):
+        """Each param site's own initial value from the model (callable initial values get ``key``)."""
         args, kwargs = self.arguments.rebuild(data)
-        model_trace = handlers.trace(handlers.seed(self.model_fn, rng_seed=key)).get_trace(*args, **kwargs)
+        model_trace = handlers.trace(without_sampling(self.model_fn, key)).get_trace(*args, **kwargs)
         return self.params_type(*(jnp.asarray(model_trace[site.name]["value"], dtype=jnp.result_type(float))
                                   for site in self.sites.params))
+
+    def init_params(self, key, data):
+        """The start of a seed with ``init=None``: each param site's initial value moved at random.
+
+        In numpyro's unconstrained space of each site (``u = T⁻¹(θ₀)``, ``T`` the
+        bijection onto the site's constraint), every coordinate is moved by an
+        independent ``Uniform(−r, r)`` draw from ``key``, ``r = init_radius``::
+
+            θ_start = T(T⁻¹(θ₀) + U),    U ~ Uniform(−r, r).
+
+        So several seeds start at different points near the model's values
+        (restarts); ``init={}`` starts every seed at the model's values exactly.
+        """
+        values_key, move_key = jax.random.split(key)
+        values = self.initial_values(values_key, data)
+        moved = []
+        for site, value, site_key in zip(self.sites.params, values,
+                                         jax.random.split(move_key, len(self.sites.params))):
+            transform = biject_to(site.constraint)
+            unconstrained = transform.inv(value)
+            step = jax.random.uniform(site_key, jnp.shape(unconstrained), unconstrained.dtype,
+                                      -self.init_radius, self.init_radius)
+            moved.append(transform(unconstrained + step))
+        return self.params_type(*moved)
 
     # ------------------------------------------------------------------- data
     def prepare_data(self, data):

@@ -1,6 +1,9 @@
 """Find a numpyro model's sites by running it once, and check them.
 
-The model is run once on its concrete arguments, under ``seed`` and ``trace``:
+The model is run once on its concrete arguments, under ``seed`` and ``trace``,
+with its continuous latent sites set by numpyro's ``init_to_uniform`` rather
+than drawn (:func:`without_sampling`), so that latents with improper or
+unsamplable priors (``dist.ImproperUniform`` plus a ``numpyro.factor``) work:
 
 * ``numpyro.param`` sites are the parameters θ (with their constraints);
 * unobserved ``numpyro.sample`` sites are the missing data m;
@@ -22,6 +25,7 @@ import numpy as np
 from numpyro import handlers
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import biject_to
+from numpyro.infer.initialization import init_to_uniform
 from numpyro.primitives import Messenger
 
 
@@ -201,14 +205,21 @@ def _check_no_subsampling(model_trace) -> None:
                 )
 
 
+def without_sampling(model_fn, rng_seed):
+    """``model_fn`` seeded, with each continuous latent site set by numpyro's ``init_to_uniform``
+    (a uniform draw in (−2, 2) in its unconstrained space) instead of sampled from its
+    distribution, which an improper prior cannot do. Discrete latent sites are still drawn."""
+    return handlers.substitute(handlers.seed(model_fn, rng_seed=rng_seed), substitute_fn=init_to_uniform)
+
+
 def trace_sites(model_fn, args: tuple, kwargs: dict) -> ModelSites:
-    """Run the model once (concrete arguments, seed 0) and describe its sites.
+    """Run the model once (concrete arguments, seed 0, continuous latents not sampled) and describe its sites.
 
     Raises:
         ValueError: the model has no param sites; a param has no initial value,
             or one outside its constraint; a plate subsamples.
     """
-    model = _require_param_values(handlers.seed(model_fn, rng_seed=0))
+    model = _require_param_values(without_sampling(model_fn, 0))
     try:
         model_trace = handlers.trace(model).get_trace(*args, **kwargs)
     except Exception as error:  # keep the original error, and say where it happened
@@ -234,9 +245,9 @@ def trace_sites(model_fn, args: tuple, kwargs: dict) -> ModelSites:
 def check_latents_usable(latents) -> None:
     """Every latent site must be usable by some completion.
 
-    Discrete sites need a finite support (``exact`` / ``monte_carlo`` enumerate
-    them); continuous sites are sampled by ``mcmc``. Mixing both kinds would
-    need Gibbs steps for the discrete sites, which are not implemented.
+    Discrete sites need a finite support (they are enumerated: by ``exact`` /
+    ``monte_carlo``, or summed out inside the MCMC density when continuous
+    sites are present); continuous sites are sampled by ``mcmc``.
     """
     for site in latents:
         if site.is_discrete and not site.distribution.has_enumerate_support:
@@ -246,11 +257,3 @@ def check_latents_usable(latents) -> None:
                 "sites only); give it a finite support (e.g. a Categorical over 0..K-1) or "
                 "observe it."
             )
-    discrete = [site.name for site in latents if site.is_discrete]
-    continuous = [site.name for site in latents if not site.is_discrete]
-    if discrete and continuous:
-        raise ValueError(
-            f"the model mixes discrete latent sites {discrete} with continuous ones {continuous}; "
-            "Gibbs steps for discrete sites under mcmc() are not implemented. Sum the discrete "
-            "sites out in the model (e.g. dist.MixtureSameFamily) or make them all discrete."
-        )
