@@ -19,6 +19,7 @@ from stochem.base import (
 )
 from stochem.devices import use_cpu_cores
 from stochem.completion import (
+    ascent_mcmc,
     ascent_monte_carlo,
     chain,
     exact,
@@ -56,6 +57,7 @@ __all__ = [
     "StandardErrors",
     "StatsTransform",
     "Trace",
+    "ascent_mcmc",
     "ascent_monte_carlo",
     "best_of",
     "best_seed",

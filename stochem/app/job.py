@@ -6,7 +6,7 @@ A job writes, beside Hydra's ``.hydra/`` folder:
   and the final θ of every seed;
 * ``table.csv`` — the tidy convergence table, one row per seed and iteration:
   ``scenario, completion, label, num_samples, mstep, seed, iteration, loglik,
-  loglik_gap, distance, elapsed_seconds``.
+  loglik_gap, distance, elapsed_seconds, loglik_estimate, loglik_stderr``.
 
 ``table.csv`` is written last (atomically), so its presence means the job
 finished: a job whose folder already holds it is skipped, which is how a sweep
@@ -18,6 +18,11 @@ draws per observation of the E-step that produced θ_t (empty for exact
 completions; it changes over the run for a schedule or the ascent rule);
 ``loglik`` is ℓ(θ_t); ``loglik_gap`` is ℓ(θ*) − ℓ(θ_t); ``distance`` is
 ‖θ_t − θ*‖ after matching components (:mod:`stochem.app.matching`);
+``loglik_estimate`` and ``loglik_stderr`` are the ℓ(θ_t) estimated during the
+fit and its Monte Carlo standard error, when the ``loglik`` option names an
+estimator (``stochem.importance_loglik``; NaN at the iterations it skips,
+``loglik_stderr`` inf where it is unreliable), else empty: ``loglik`` stays
+the model's own ℓ or the reference's (quadrature), so the two can be compared.
 ``elapsed_seconds`` is the time of the compiled EM loop (compilation excluded)
 up to iteration t, for all seeds together (see :mod:`stochem.app.traces` for
 how the loop's time is spread over iterations). A seed whose run stopped
@@ -39,6 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import stochem as se
 from stochem import weights as sample_weights
+from stochem.capabilities import TractableLikelihood
 from stochem.app import cache, files, scenarios, settings, traces
 from stochem.app.matching import distance_trace
 from stochem.app.reference import as_dict, fixed_point, loglik_trace
@@ -49,7 +55,7 @@ log = logging.getLogger(__name__)
 TABLE_FILE = "table.csv"
 RESULT_FILE = "result.json"
 TABLE_COLUMNS = ("scenario", "completion", "label", "num_samples", "mstep", "seed", "iteration", "loglik",
-                 "loglik_gap", "distance", "elapsed_seconds")
+                 "loglik_gap", "distance", "elapsed_seconds", "loglik_estimate", "loglik_stderr")
 
 # Job folders finished by this process: a second job landing in one of them is a
 # duplicate within the sweep (exact completion crossed with sample counts).
@@ -73,17 +79,20 @@ def _params_json(params: dict) -> dict:
 
 def tidy_table(scenario_name: str, job: settings.JobSettings, logliks: np.ndarray, distances: np.ndarray,
                counts: np.ndarray | None, elapsed: np.ndarray, lengths: np.ndarray,
-               reference_loglik: float) -> pd.DataFrame:
+               reference_loglik: float, estimates: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """The convergence table: one row per seed and iteration.
 
     ``logliks``, ``distances`` and ``counts`` (draws behind θ_t, or ``None``)
     are ``[seeds, T+1]``, ``elapsed`` is ``[T+1]``; seed ``s`` keeps its first
     ``lengths[s]`` iterations (a run that stopped early ends there).
+    ``estimates`` is ``(ℓ̂, standard error)``, each ``[seeds, T+1]``, or ``None``.
     """
     keep = np.arange(logliks.shape[1])[None, :] < lengths[:, None]
     seeds, iterations = np.nonzero(keep)
     if counts is None:
         counts = np.full(logliks.shape, np.nan)
+    if estimates is None:
+        estimates = (np.full(logliks.shape, np.nan), np.full(logliks.shape, np.nan))
     return pd.DataFrame({
         "scenario": scenario_name,
         "completion": job.completion_name,
@@ -96,6 +105,8 @@ def tidy_table(scenario_name: str, job: settings.JobSettings, logliks: np.ndarra
         "loglik_gap": reference_loglik - logliks[keep],
         "distance": distances[keep],
         "elapsed_seconds": elapsed[iterations],
+        "loglik_estimate": estimates[0][keep],
+        "loglik_stderr": estimates[1][keep],
     }, columns=list(TABLE_COLUMNS))
 
 
@@ -131,19 +142,26 @@ def run(cfg: DictConfig, output_dir: Path) -> Path:
     with timed() as timing:
         result = se.fit(scenario.model, scenario.data, completion=job.completion, mstep=job.mstep,
                         init=scenario.init, key=list(job.seeds), num_iters=job.num_iters,
-                        fixed=scenario.fixed, sample_weight=scenario.sample_weight, progress=job.progress)
+                        fixed=scenario.fixed, sample_weight=scenario.sample_weight, progress=job.progress,
+                        loglik=job.loglik)
         result = jax.block_until_ready(result)
 
     num_seeds = len(job.seeds)
     lengths = traces.iterations_run(result, num_seeds) + 1
     logliks, params_trace = np.asarray(result.trace.loglik, dtype=float), result.trace.params
+    estimates = None
+    if job.loglik is not None:  # the estimates get their own columns; `loglik` is the model's or the reference's
+        estimates = (logliks, np.asarray(result.trace.loglik_stderr, dtype=float))
+        if not isinstance(scenario.model, TractableLikelihood):
+            logliks = np.full(logliks.shape, np.nan)
     if job.average_from is not None:
         logliks, params_trace = traces.averaged(result, scenario.model, prepared, job.average_from)
     logliks = loglik_trace(reference, as_dict(params_trace), logliks)  # the reference's ℓ if the model has none
     distances = distance_trace(as_dict(params_trace), reference.params, scenario.symmetry)
     counts = traces.sample_counts(result, job.num_samples)
     elapsed = traces.elapsed_seconds(timing.run, logliks.shape[1] - 1, counts, varying=job.num_samples is None)
-    table = tidy_table(scenario.name, job, logliks, distances, counts, elapsed, lengths, reference.loglik)
+    table = tidy_table(scenario.name, job, logliks, distances, counts, elapsed, lengths, reference.loglik,
+                       estimates)
     last = lengths - 1
     final_logliks = logliks[np.arange(num_seeds), last]
     final_distances = distances[np.arange(num_seeds), last]

@@ -46,6 +46,9 @@ class JobSettings:
         reference_iters: exact-EM iterations used to find the fixed point θ*.
         progress: show a progress bar during the fit (``num_iters`` at least
             ``progress_from``; a long job).
+        loglik: the ℓ estimator passed to ``stochem.fit(..., loglik=...)``
+            (the ``loglik`` option, e.g. ``stochem.importance_loglik``), or
+            ``None``: the table's ``loglik_estimate`` and ``loglik_stderr`` are then empty.
     """
 
     completion_name: str
@@ -61,6 +64,7 @@ class JobSettings:
     init_seed: int
     reference_iters: int
     progress: bool
+    loglik: Any = None
 
 
 def _integer(option: str, value, minimum: int) -> int:
@@ -133,7 +137,18 @@ def read(cfg: DictConfig) -> JobSettings:
         init_seed=_integer("init_seed", cfg.get("init_seed"), 0),
         reference_iters=_integer("reference.num_iters", cfg.get("reference", {}).get("num_iters"), 1),
         progress=_read_progress(cfg, num_iters),
+        loglik=_loglik(cfg.get("loglik")),
     )
+
+
+def _loglik(node):
+    """The ``loglik`` option: ``null``, or a ``_target_`` node building an ℓ estimator."""
+    if node is None:
+        return None
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        raise ConfigError("loglik", "must be null or a _target_ node such as "
+                                    "{_target_: stochem.importance_loglik, num_samples: 500, every: 5}")
+    return instantiate(node, "loglik", options=[key for key in node if key != "_target_"])
 
 
 def check_against(job: JobSettings, model, data, scenario_name: str) -> None:

@@ -1,6 +1,7 @@
 """Completions (E-steps): exact expectations or averages over sampled completions."""
 
 from stochem.completion.ascent import AscentDiagnostics, AscentMonteCarlo, AscentState, ascent_monte_carlo
+from stochem.completion.ascent_mcmc import AscentMcmc, AscentMcmcDiagnostics, AscentMcmcState, ascent_mcmc
 from stochem.completion.chain import Chain, ChainState, chain
 from stochem.completion.exact import Exact, exact
 from stochem.completion.incremental import Incremental, IncrementalState, incremental
@@ -28,6 +29,10 @@ __all__ = [
     "AscentMonteCarlo",
     "AscentState",
     "ascent_monte_carlo",
+    "AscentMcmc",
+    "AscentMcmcDiagnostics",
+    "AscentMcmcState",
+    "ascent_mcmc",
     "Incremental",
     "IncrementalState",
     "Minibatch",

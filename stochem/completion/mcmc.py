@@ -149,70 +149,117 @@ class Mcmc:
             raise _validation.ArgumentTypeError("dense_mass", f"dense_mass must be True or False, got {self.dense_mass!r}.")
 
     def __call__(self, model) -> CompletionTransform:
-        require(model, LatentDensity, "completion=mcmc(...)",
-                "mcmc() samples continuous latent variables through their log density; use "
-                "completion=exact() or monte_carlo(num_samples) for this model.")
-        from numpyro.infer.hmc import hmc  # numpyro is imported when an MCMC completion is built
-
-        config = self
-
-        def potential_fn_gen(params, data):
-            return lambda position: model.potential_energy(params, data, position)
-
-        init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo=config.kernel.upper())
-        if config.kernel == "hmc" and config.num_leapfrog_steps is None:
-            trajectory_length = 2 * math.pi if config.trajectory_length is None else config.trajectory_length
-        else:
-            trajectory_length = config.trajectory_length
-
-        def init(params, data):
-            kernel_state = init_kernel(
-                model.init_position(params, data),
-                config.num_warmup,
-                step_size=config.step_size,
-                adapt_step_size=config.num_warmup > 0,
-                adapt_mass_matrix=config.num_warmup > 0,
-                dense_mass=config.dense_mass,
-                target_accept_prob=config.target_accept_prob,
-                num_steps=config.num_leapfrog_steps,
-                trajectory_length=trajectory_length,
-                max_tree_depth=config.max_tree_depth,
-                model_args=(params, data),
-                rng_key=jax.random.key(0),  # replaced by each update's key
-            )
-            return McmcState(kernel_state)
+        init, run = chain_sampler(model, self)
+        num_samples = self.num_samples
 
         def update(key, params, data, state):
-            potential = potential_fn_gen(params, data)
-            energy, gradient = jax.value_and_grad(potential)(state.kernel.z)
-            kernel_state = state.kernel._replace(potential_energy=energy, z_grad=gradient, rng_key=key)
+            state, positions, diagnostics = run(key, params, data, state, num_samples, num_samples)
+            stats = model.stats_from_positions(params, data, positions)
+            return stats, state, completion_info(diagnostics=diagnostics, draws=positions,
+                                                 valid=chain_is_valid(diagnostics))
 
-            def transition(_, current):
-                return sample_kernel(current, model_args=(params, data))
+        return CompletionTransform(init, update, vmap_seeds=False, keeps_draws=True)
 
-            warmup_left = jnp.maximum(config.num_warmup - kernel_state.i, 0)
-            kernel_state = jax.lax.fori_loop(0, config.num_burnin + warmup_left, transition, kernel_state)
 
+def chain_is_valid(diagnostics: McmcDiagnostics):
+    """Whether the kept transitions sampled: not all diverged, mean acceptance ≥ :data:`MIN_ACCEPT_PROB`."""
+    return (diagnostics.num_divergent < diagnostics.num_samples) & (diagnostics.accept_prob >= MIN_ACCEPT_PROB)
+
+
+def chain_sampler(model, config: Mcmc):
+    """``(init, run)`` of the warm HMC / NUTS chain of ``config`` on ``model`` (see the module docstring).
+
+    ``init(params, data) -> McmcState``; ``run(key, params, data, state,
+    num_samples, max_samples) -> (state, positions, diagnostics)`` restarts the
+    chain under θ = ``params``, burns in, and keeps ``num_samples`` states in a
+    buffer of ``max_samples`` (a Python int). With ``num_samples`` the Python
+    int ``max_samples`` the buffer holds exactly the kept states. Otherwise
+    ``num_samples`` may be a traced int in ``1..max_samples``: the chain runs
+    only the transitions needed (a ``while_loop``) and the buffer is filled
+    cyclically, slot ``j`` holding kept state ``j mod num_samples``; when
+    ``num_samples`` divides ``max_samples`` every state fills the same number
+    of slots, so any average over the buffer is the average over the kept
+    states and the model's statistics of the buffer are those of the draws.
+    ``config.num_samples`` is not read.
+    """
+    require(model, LatentDensity, "completion=mcmc(...)",
+            "mcmc() samples continuous latent variables through their log density; use "
+            "completion=exact() or monte_carlo(num_samples) for this model.")
+    from numpyro.infer.hmc import hmc  # numpyro is imported when an MCMC completion is built
+
+    def potential_fn_gen(params, data):
+        return lambda position: model.potential_energy(params, data, position)
+
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo=config.kernel.upper())
+    if config.kernel == "hmc" and config.num_leapfrog_steps is None:
+        trajectory_length = 2 * math.pi if config.trajectory_length is None else config.trajectory_length
+    else:
+        trajectory_length = config.trajectory_length
+
+    def init(params, data):
+        kernel_state = init_kernel(
+            model.init_position(params, data),
+            config.num_warmup,
+            step_size=config.step_size,
+            adapt_step_size=config.num_warmup > 0,
+            adapt_mass_matrix=config.num_warmup > 0,
+            dense_mass=config.dense_mass,
+            target_accept_prob=config.target_accept_prob,
+            num_steps=config.num_leapfrog_steps,
+            trajectory_length=trajectory_length,
+            max_tree_depth=config.max_tree_depth,
+            model_args=(params, data),
+            rng_key=jax.random.key(0),  # replaced by each update's key
+        )
+        return McmcState(kernel_state)
+
+    def run(key, params, data, state, num_samples, max_samples: int):
+        potential = potential_fn_gen(params, data)
+        energy, gradient = jax.value_and_grad(potential)(state.kernel.z)
+        kernel_state = state.kernel._replace(potential_energy=energy, z_grad=gradient, rng_key=key)
+
+        def transition(_, current):
+            return sample_kernel(current, model_args=(params, data))
+
+        warmup_left = jnp.maximum(config.num_warmup - kernel_state.i, 0)
+        kernel_state = jax.lax.fori_loop(0, config.num_burnin + warmup_left, transition, kernel_state)
+
+        def next_kept(current):
+            return jax.lax.fori_loop(0, config.thin, transition, current)
+
+        if isinstance(num_samples, int) and num_samples == max_samples:
             def keep_one(current, _):
-                current = jax.lax.fori_loop(0, config.thin, transition, current)
+                current = next_kept(current)
                 return current, (current.z, current.accept_prob, current.diverging)
 
             kernel_state, (positions, accept_probs, diverging) = jax.lax.scan(
-                keep_one, kernel_state, None, length=config.num_samples
-            )
-            diagnostics = McmcDiagnostics(
-                num_samples=jnp.asarray(config.num_samples),
-                accept_prob=jnp.mean(accept_probs),
-                num_divergent=jnp.sum(diverging),
-                step_size=jnp.asarray(kernel_state.adapt_state.step_size, dtype=jnp.result_type(float)),
-            )
-            stats = model.stats_from_positions(params, data, positions)
-            valid = ((diagnostics.num_divergent < config.num_samples)
-                     & (diagnostics.accept_prob >= MIN_ACCEPT_PROB))
-            return stats, McmcState(kernel_state), completion_info(diagnostics=diagnostics, draws=positions,
-                                                                   valid=valid)
+                keep_one, kernel_state, None, length=max_samples)
+            accept_sum, num_divergent = jnp.sum(accept_probs), jnp.sum(diverging)
+        else:
+            num_samples = jnp.clip(jnp.asarray(num_samples), 1, max_samples)
+            buffer = jax.tree_util.tree_map(lambda leaf: jnp.zeros((max_samples,) + leaf.shape, leaf.dtype),
+                                            kernel_state.z)
+            zero = jnp.zeros((), jnp.result_type(float))
 
-        return CompletionTransform(init, update, vmap_seeds=False, keeps_draws=True)
+            def keep_one(index, carry):
+                current, buffer, accept_sum, num_divergent = carry
+                current = next_kept(current)
+                buffer = jax.tree_util.tree_map(lambda buf, leaf: buf.at[index].set(leaf), buffer, current.z)
+                return current, buffer, accept_sum + current.accept_prob, num_divergent + current.diverging
+
+            kernel_state, buffer, accept_sum, num_divergent = jax.lax.fori_loop(
+                0, num_samples, keep_one, (kernel_state, buffer, zero, jnp.asarray(0)))
+            slots = jnp.arange(max_samples) % num_samples
+            positions = jax.tree_util.tree_map(lambda buf: buf[slots], buffer)
+        diagnostics = McmcDiagnostics(
+            num_samples=jnp.asarray(num_samples),
+            accept_prob=accept_sum / jnp.asarray(num_samples, jnp.result_type(float)),
+            num_divergent=jnp.asarray(num_divergent),
+            step_size=jnp.asarray(kernel_state.adapt_state.step_size, dtype=jnp.result_type(float)),
+        )
+        return McmcState(kernel_state), positions, diagnostics
+
+    return init, run
 
 
 def mcmc(

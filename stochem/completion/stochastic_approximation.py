@@ -61,7 +61,7 @@ class RobbinsMonro:
 
         def init(template, params, data):
             if summarize is not None:
-                template = jax.eval_shape(lambda: summarize(params, data, template))
+                template = jax.eval_shape(lambda draws: summarize(params, data, draws), template)
             return RobbinsMonroState(average=optax.tree_utils.tree_zeros_like(template), count=jnp.asarray(0))
 
         def update(key, params, data, state, stats, info):

@@ -73,8 +73,10 @@ def test_all_scenarios_sweep_runs_end_to_end(app, tmp_path):
 
 
 # MCMC-EM against SAEM, with no exact EM: smoke-run in test_new_scenarios.py and
-# test_published_scenarios.py; the state space sweeps three completions (test_published_scenarios.py).
-MCMC_EXPERIMENTS = ("cbpp_mcmc", "poisson_mcmc", "theophylline_saem", "salamander_glmm", "state_space_em")
+# test_published_scenarios.py; the state space sweeps three completions (test_published_scenarios.py);
+# cbpp_loglik in test_loglik_experiment.py.
+MCMC_EXPERIMENTS = ("cbpp_mcmc", "poisson_mcmc", "theophylline_saem", "salamander_glmm", "state_space_em",
+                    "cbpp_loglik")
 
 
 @pytest.mark.parametrize("experiment", [name for name in EXPERIMENTS

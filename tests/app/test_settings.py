@@ -136,6 +136,10 @@ COMPLETION_OPTIONS = {
              "step_size": 0.1, "target_accept_prob": 0.8, "max_tree_depth": 10, "num_leapfrog_steps": None,
              "trajectory_length": None, "dense_mass": False},
     "group_metropolis": {"num_burnin": 2, "thin": 1, "target_accept": 0.4, "adapt_iters": 100},
+    "ascent_mcmc": {"initial_samples": 16, "max_samples": 1024, "alpha": 0.25, "beta": 0.25, "gamma": 0.25,
+                    "tol": 1e-3, "growth_divisor": 3, "kernel": "nuts", "num_warmup": 200, "num_burnin": 10,
+                    "thin": 1, "step_size": 0.1, "target_accept_prob": 0.8, "max_tree_depth": 10,
+                    "num_leapfrog_steps": None, "trajectory_length": None, "dense_mass": False},
 }
 NUM_SAMPLES = {"monte_carlo": 100, "stochastic_em": 1, "saem": 1, "mcmc": 100, "group_metropolis": 1}  # null in the other files
 SMALL_BUFFERS = {"monte_carlo_schedule": {"max_samples": 500}, "ascent_monte_carlo": {"max_samples": 1000}}
@@ -158,6 +162,7 @@ def test_every_variant_builds_the_library_composition():
         "incremental": (se.incremental(10), None),
         "mcmc": (mcmc, 100),
         "group_metropolis": (se.group_metropolis(1), 1),
+        "ascent_mcmc": (se.ascent_mcmc(se.mcmc(16, "nuts", num_warmup=200, num_burnin=10), 1024, tol=1e-3), None),
     }
     assert set(expected) == set(COMPLETION_FILES)
     labels = set()

@@ -7,6 +7,7 @@ import pytest
 
 import stochem as se
 from tests.mc_checks import assert_mean_matches
+from tests.models import numpyro_examples as examples
 
 HEADS = [5, 9, 8, 4, 7, 2, 10, 6] * 4
 MODEL = se.models.BinomialMixture(num_components=2, num_trials=10)
@@ -90,3 +91,16 @@ def test_saem_trace_holds_the_loglik_at_each_iterate(model, data):
     params = [jax.tree_util.tree_map(lambda leaf, t=t: leaf[t], result.trace.params) for t in range(7)]
     direct = [float(model.log_marginal(model.prepare_params(p._asdict(), prepared), prepared)) for p in params]
     np.testing.assert_allclose(result.trace.loglik, direct, rtol=1e-12)
+
+
+def test_mcmc_saem_on_a_model_with_a_known_noise_scale_reaches_the_mle():
+    """saem(mcmc(S)) on ``y_j ~ N(z_j, σ²)``, σ known: SAEM's state is built from the summaries' shapes
+    (a regression: the summary was once traced on shape placeholders and failed on such a model)."""
+    rng = np.random.default_rng(5)
+    noise_sd = 0.8
+    y = rng.normal(1.0, np.sqrt(1.5**2 + noise_sd**2), size=30)
+    model = se.models.from_numpyro(examples.normal_normal, y, noise_sd)
+    result = se.fit(model, None, num_iters=80, key=[0, 1, 2, 3],
+                    completion=se.saem(se.mcmc(20, num_warmup=100), se.saem_step_size(burn_in=20)))
+    final = np.stack([result.params.mu, result.params.tau], axis=-1)
+    assert_mean_matches(final, np.array([np.mean(y), np.sqrt(np.var(y) - noise_sd**2)]))
