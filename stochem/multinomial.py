@@ -23,7 +23,8 @@ small probabilities, never ``1 − p_a``).
 
 Why it is cheap: most rows of a fitted mixture put nearly all their
 probability on one category, so ``Y = 0`` is by far the likeliest outcome.
-Every row draws one uniform ``u``; by Bernoulli's inequality
+Every row draws one uniform ``u`` (its first 32 bits, the rest only where
+they matter: :func:`_coarse_uniforms`); by Bernoulli's inequality
 ``P(Y = 0) = (1 − q)^S ≥ 1 − S q``, so ``u ≤ 1 − S q`` proves that the inversion
 of ``Y`` gives 0, and then every count is known (``c_a = S``, the others 0).
 Only the rows left undecided are gathered and finished
@@ -268,6 +269,23 @@ def _btrs(key, trials, prob, complement, active):
     return jax.lax.while_loop(not_all_accepted, one_round, start)[1]
 
 
+def _coarse_uniforms(key, num_rows, dtype):
+    """``(coarse [M], spacing)``: each row's uniform ``u`` is ``coarse + v · spacing``, ``v ~ U[0, 1)``.
+
+    In float64, ``coarse = h · 2^-32`` with ``h`` 32 random bits (two rows per
+    64-bit draw, half the hashing of float64 uniforms) and ``spacing = 2^-32``:
+    ``u = (h + v) 2^-32`` is uniform, and whatever ``u`` is compared with is
+    decided by ``h`` alone unless the threshold lies within ``[coarse,
+    coarse + spacing)``; only then is ``v`` drawn. Other dtypes draw ``u``
+    itself (``spacing = 0``).
+    """
+    if dtype != jnp.float64:
+        return jax.random.uniform(key, (num_rows,), dtype), jnp.asarray(0.0, dtype)
+    words = jax.random.bits(key, ((num_rows + 1) // 2,), jnp.uint64)
+    halves = jnp.concatenate([(words >> 32).astype(jnp.uint32), words.astype(jnp.uint32)])[:num_rows]
+    return halves.astype(dtype) * 2.0**-32, jnp.asarray(2.0**-32, dtype)
+
+
 def multinomial(key, num_trials, probs):
     """Exact ``Multinomial(num_trials, probs[r])`` counts for every row ``r``.
 
@@ -280,25 +298,56 @@ def multinomial(key, num_trials, probs):
         ``[M, L]`` counts (the dtype of ``probs``) summing to ``S`` along each
         row; NaN in rows whose probabilities are not finite.
     """
-    num_rows, num_categories = probs.shape
-    dtype = probs.dtype
+    return multinomial_columns(key, num_trials, probs.T).T
+
+
+def multinomial_columns(key, num_trials, probs_t):
+    """:func:`multinomial` in the column layout: ``probs_t`` ``[L, M]`` (one column per row), counts ``[L, M]``.
+
+    For ``S = 1`` (a run-time test, so one program serves every ``S``) the one
+    draw is the inversion of the row's uniform, ``m = min {l : u < F_l}``
+    (``F_l`` the cumulative probabilities), computed along the rows with no rows
+    to finish. Each row's uniform is drawn coarse first (:func:`_coarse_uniforms`).
+    """
+    num_categories, num_rows = probs_t.shape
+    dtype = probs_t.dtype
     total = jnp.asarray(num_trials, dtype)
-    at_mode = jnp.arange(num_categories)[None, :] == jnp.argmax(probs, axis=-1)[:, None]
-    away = jnp.sum(jnp.where(at_mode, 0.0, probs), axis=-1)
-    valid = jnp.all(jnp.isfinite(probs), axis=-1)
-    first_key, finish_key = jax.random.split(key)
-    uniforms = jax.random.uniform(first_key, (num_rows,), dtype)
-    # u <= 1 − S q <= (1 − q)^S = P(Y = 0): the inversion of Y gives 0, every draw is the mode.
-    settled = uniforms <= 1.0 - total * away
-    counts = jnp.where(valid[:, None], jnp.where(at_mode, total, 0.0), jnp.nan)
-    return gather_and_apply(lambda chunk_key, inputs, _: _finish_rows(chunk_key, total, *inputs), finish_key,
-                            valid & ~settled, (probs, at_mode, uniforms), counts)
+    valid = jnp.all(jnp.isfinite(probs_t), axis=0)
+    first_key, refine_key, finish_key = jax.random.split(key, 3)
+    coarse, spacing = _coarse_uniforms(first_key, num_rows, dtype)
+
+    def one_draw():
+        cumulative = jnp.cumsum(probs_t[:-1], axis=0)  # F_l, l < L − 1
+
+        def one_hot(uniforms):
+            below = (uniforms[None, :] < cumulative).astype(dtype)  # 1[m <= l]
+            return (jnp.concatenate([below, jnp.ones((1, num_rows), dtype)])
+                    - jnp.concatenate([jnp.zeros((1, num_rows), dtype), below]))
+
+        # u in [coarse, coarse + spacing) decides u < F_l unless F_l falls inside (chance ~ L 2^-32 a row).
+        undecided = jnp.any((coarse[None, :] < cumulative) & (cumulative < coarse[None, :] + spacing))
+        exact = lambda: one_hot(coarse + jax.random.uniform(refine_key, coarse.shape, dtype) * spacing)  # noqa: E731
+        return jnp.where(valid[None, :], jax.lax.cond(undecided, exact, lambda: one_hot(coarse)), jnp.nan)
+
+    def many_draws():
+        probs = probs_t.T
+        at_mode = jnp.arange(num_categories)[None, :] == jnp.argmax(probs, axis=-1)[:, None]
+        away = jnp.sum(jnp.where(at_mode, 0.0, probs), axis=-1)
+        # u < coarse + spacing <= 1 − S q <= (1 − q)^S = P(Y = 0): the inversion of Y gives 0,
+        # every draw is the mode.
+        settled = coarse + spacing <= 1.0 - total * away
+        counts = jnp.where(valid[:, None], jnp.where(at_mode, total, 0.0), jnp.nan)
+        finish = lambda chunk_key, inputs, _: _finish_rows(chunk_key, total, *inputs, spacing)  # noqa: E731
+        return gather_and_apply(finish, finish_key, valid & ~settled, (probs, at_mode, coarse), counts).T
+
+    return jax.lax.cond(total == 1, one_draw, many_draws)
 
 
-def _finish_rows(key, total, probs, at_mode, uniforms):
+def _finish_rows(key, total, probs, at_mode, coarse, spacing):
     """The counts of rows whose ``Y`` (draws away from the mode) is not known to be 0.
 
-    ``Y ~ Binomial(S, q)`` with the row's own uniform, then the chain of
+    ``Y ~ Binomial(S, q)`` with the row's own uniform ``u = coarse + v · spacing``
+    (``v`` uniform on ``[0, 1)``, drawn here: see :func:`_coarse_uniforms`), then the chain of
     binomial conditionals over the other categories in index order (the last
     one takes what is left).
     """
@@ -310,7 +359,8 @@ def _finish_rows(key, total, probs, at_mode, uniforms):
     # tails[:, j] = Σ_{i >= j} p_{l_i}, summed from the small end.
     tails = jnp.cumsum(other_probs[:, ::-1], axis=-1)[:, ::-1]
     mode_prob = jnp.take_along_axis(probs, mode[:, None], axis=-1)[:, 0]
-    away_key, split_key = jax.random.split(key)
+    fine_key, away_key, split_key = jax.random.split(key, 3)
+    uniforms = coarse + jax.random.uniform(fine_key, coarse.shape, coarse.dtype) * spacing
     away = binomial(away_key, jnp.full(uniforms.shape, total), tails[:, 0], mode_prob, uniforms)
     remaining, split = away, []
     for j in range(num_categories - 2):

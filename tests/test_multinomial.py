@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from stochem import multinomial as multinomial_module
 from stochem.multinomial import binomial, multinomial
 from tests.mc_checks import FAMILY_ALPHA, assert_mean_matches
 
@@ -83,13 +84,23 @@ def test_binomial_edge_cases_and_complement():
     assert_mean_matches(1e6 - many, 1.0)
 
 
-def test_multinomial_counts_follow_the_multinomial_distribution():
+def quarter_grid_uniforms(key, num_rows, dtype):
+    """Coarse uniforms on a grid of four (``u = coarse + v / 4``): most thresholds fall inside a
+    cell, so the draws must come from the refined uniform that a 32-bit grid almost never needs."""
+    return jnp.floor(jax.random.uniform(key, (num_rows,), dtype) * 4.0) / 4.0, jnp.asarray(0.25, dtype)
+
+
+@pytest.mark.parametrize("coarse", ["32 bits", "quarters"])
+@pytest.mark.parametrize("num_trials", [1, 3])
+def test_multinomial_counts_follow_the_multinomial_distribution(num_trials, coarse, monkeypatch):
     """Small S: every count vector's frequency against scipy's multinomial, for rows that the first
     uniform often settles (one dominant category), rows it never does, and rows whose mode has
-    less than half the probability (the binomial of the draws away from it is flipped)."""
+    less than half the probability (the binomial of the draws away from it is flipped); S = 1 is
+    drawn by its own branch; "quarters" makes the coarse uniforms undecided almost everywhere."""
+    if coarse == "quarters":
+        monkeypatch.setattr(multinomial_module, "_coarse_uniforms", quarter_grid_uniforms)
     rows = np.array([[0.2, 0.5, 0.3], [0.9, 0.06, 0.04], [0.02, 0.01, 0.97], [0.0, 0.7, 0.3],
                      [0.3, 0.35, 0.35]])
-    num_trials = 3
     probs = jnp.asarray(np.repeat(rows, DRAWS, axis=0))
     counts = np.asarray(jax.jit(multinomial)(jax.random.key(3), num_trials, probs))
     counts = counts.reshape(len(rows), DRAWS, 3)
@@ -104,10 +115,14 @@ def test_multinomial_counts_follow_the_multinomial_distribution():
         assert pvalue > FAMILY_ALPHA / len(rows), (p, pvalue)
 
 
+@pytest.mark.parametrize("coarse", ["32 bits", "quarters"])
 @pytest.mark.parametrize("num_trials", [1, 40, 10**6])
-def test_multinomial_mean_and_covariance(num_trials):
-    """Large and small S, five categories, rows from nearly one-hot to flat: mean S p and
-    covariance S (diag p − p pᵀ) by z-scores."""
+def test_multinomial_mean_and_covariance(num_trials, coarse, monkeypatch):
+    """Large and small S (S = 1 is its own branch), five categories, rows from nearly one-hot to
+    flat: mean S p and covariance S (diag p − p pᵀ) by z-scores; also with a grid of coarse
+    uniforms so coarse that every path through the refined uniform is taken."""
+    if coarse == "quarters":
+        monkeypatch.setattr(multinomial_module, "_coarse_uniforms", quarter_grid_uniforms)
     rows = np.array([[0.005, 0.97, 0.01, 0.01, 0.005], [0.1, 0.05, 0.4, 0.3, 0.15], [0.2, 0.2, 0.2, 0.2, 0.2]])
     probs = jnp.asarray(np.repeat(rows, 4000, axis=0))
     counts = np.asarray(jax.jit(multinomial)(jax.random.key(4), num_trials, probs)).reshape(3, 4000, 5)
@@ -120,8 +135,9 @@ def test_multinomial_mean_and_covariance(num_trials):
         assert_mean_matches(products, covariance.ravel())
 
 
-def test_multinomial_bad_rows_give_nan_and_others_are_unaffected():
+@pytest.mark.parametrize("num_trials", [1, 7])
+def test_multinomial_bad_rows_give_nan_and_others_are_unaffected(num_trials):
     probs = jnp.array([[0.5, 0.5], [np.nan, 0.5], [1.0, 0.0]])
-    counts = np.asarray(jax.jit(multinomial)(jax.random.key(5), 7, probs))
+    counts = np.asarray(jax.jit(multinomial)(jax.random.key(5), num_trials, probs))
     assert np.all(np.isnan(counts[1]))
-    assert counts[0].sum() == 7 and np.all(counts[2] == [7.0, 0.0])
+    assert counts[0].sum() == num_trials and np.all(counts[2] == [num_trials, 0.0])

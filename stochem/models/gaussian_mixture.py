@@ -33,7 +33,7 @@ from stochem.models._blocks import block_size_for, map_and_sum_blocks, sum_block
 from stochem.models.base import AcceptsSampleWeights, FiniteLatentModel, ModelBase
 from stochem.models.missing_gaussian import MissingGaussianData
 from stochem.models.symmetry import Symmetry
-from stochem.multinomial import multinomial
+from stochem.multinomial import multinomial_columns
 
 COVARIANCE_TYPES = tuple(_gaussian.STRUCTURES)
 INIT_METHODS = ("kmeans++", "random_from_data")
@@ -457,7 +457,7 @@ class GaussianMixture(AcceptsSampleWeights, FiniteLatentModel):
         total = jnp.asarray(num_samples, x.dtype)
 
         def counts_of_share(index, share_t):
-            return multinomial(jax.random.fold_in(key, index), total, share_t.T).T / total, ()
+            return multinomial_columns(jax.random.fold_in(key, index), total, share_t) / total, ()
 
         weights_t, _ = map_and_sum_blocks(counts_of_share, x.shape[0], (posterior_t,), (1,))
         return weights_t.T, loglik
