@@ -81,6 +81,18 @@ def is_global_array(value) -> bool:
     return isinstance(value, jax.Array) and not value.is_fully_addressable
 
 
+def host_array(value) -> np.ndarray:
+    """``value`` as a NumPy array on this host; a global array's rows are gathered from every process.
+
+    Collective for a global array (every process must call it, in the same order).
+    """
+    if not is_global_array(value):
+        return np.asarray(value)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(value, tiled=True))
+
+
 def points_mesh() -> Mesh:
     """The one-axis mesh of every device of every process, in JAX's global device order."""
     return Mesh(np.asarray(jax.devices()), (POINTS_AXIS,))
