@@ -16,10 +16,21 @@ takes it as it takes any array:
 - the parameters and the trace come back replicated on every process.
 
 Exact EM then equals the one-process fit up to the order of floating-point
-additions. Sampled completions draw from the same distribution, with other
-random numbers: a block's draws are keyed by its global block index, and the
-blocks are numbered per device (:mod:`stochem.devices`), exactly as in one
-process with the same number of devices.
+additions. Sampled completions (Monte Carlo EM, stochastic EM, SAEM, online
+EM) get the same key on every process, and handle it in one of two ways:
+
+- draws made with ``jax.random`` on arrays of the global shape (the HMM, the
+  numpyro models, the Gaussian mixture with missing entries, online EM's choice
+  of rows) use JAX's partitionable threefry (:func:`initialize` turns it on):
+  each number depends only on the key and its position in the global array,
+  not on which process computes it, so the fit equals the one-process fit to
+  rounding, whatever the number of processes;
+- the blocked passes of a Gaussian mixture (its Monte Carlo counts and
+  explicit draws) draw each device's share of the points with the key folded
+  with the share's global block index (:mod:`stochem.models._blocks`): no two
+  devices of any process share random numbers, and the draws equal those of
+  one process with the same number of devices, but not those of one device.
+  They come from the same distribution (tested by z-scores against exact EM).
 
 :func:`read_npy_rows` makes the common case one call: every process reads its
 share of the rows of one ``.npy`` file (memory-mapped, so only its share is
@@ -67,6 +78,8 @@ def initialize(coordinator_address: str, num_processes: int, process_id: int, **
             "process_id", f"process_id must be in 0..{num_processes - 1} (num_processes={num_processes}), "
                           f"got {process_id}.")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # Random numbers tied to their position in the global array, not to the process computing them.
+    jax.config.update("jax_threefry_partitionable", True)
     jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                                process_id=process_id, **kwargs)
 
@@ -79,6 +92,18 @@ def is_multi_process() -> bool:
 def is_global_array(value) -> bool:
     """Whether ``value`` is a ``jax.Array`` with rows on other processes (not fully addressable here)."""
     return isinstance(value, jax.Array) and not value.is_fully_addressable
+
+
+def host_array(value) -> np.ndarray:
+    """``value`` as a NumPy array on this host; a global array's rows are gathered from every process.
+
+    Collective for a global array (every process must call it, in the same order).
+    """
+    if not is_global_array(value):
+        return np.asarray(value)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(value, tiled=True))
 
 
 def points_mesh() -> Mesh:

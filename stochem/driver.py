@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stochem import _validation, runtime
+from stochem import _validation, distributed, runtime
 from stochem import weights as sample_weights
 from stochem import progress as progress_bar
 from stochem.capabilities import ClosedFormMStep, DefaultMStep, TractableLikelihood
@@ -293,8 +293,11 @@ def warn_if_loglik_unreliable(pareto_k) -> None:
 
 
 def _cut(leaf, length: int, batched: bool):
-    """The first ``length`` entries of a trace buffer (along its second axis when batched), as a JAX array."""
-    array = np.asarray(leaf)
+    """The first ``length`` entries of a trace buffer (along its second axis when batched), as a JAX array.
+
+    A buffer sharded over several processes (a per-row diagnostic) is gathered to every process first.
+    """
+    array = distributed.host_array(leaf)
     return jax.device_put(array[:, :length] if batched else array[:length])
 
 

@@ -2,7 +2,8 @@
 
 Run as a script it is one child of a two-process JAX program on localhost (CPU, gloo):
 ``python tests/distributed_child.py PROCESS_ID PORT OUT.npz``. Each child holds half of
-every data set as a global array; process 0 writes the results of :func:`fits` to ``OUT.npz``.
+every data set as a global array; process 0 writes the results of :func:`fits`,
+:func:`sampled_fits`, :func:`mixture_draws` and :func:`counts_of_repeated_rows` to ``OUT.npz``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ from stochem import distributed  # noqa: E402
 NUM_POINTS = 1200
 NUM_SEQUENCES, SEQUENCE_LENGTH = 40, 15
 NUM_SETS, NUM_TRIALS = 200, 10
+# Monte Carlo EM's first step on the mixture: seeds and draws per point.
+NUM_SEEDS, NUM_DRAWS = 8, 20
+# A start whose posteriors are far from 0 and 1 (the draws vary).
+MIXTURE_START = {"weights": [1 / 3, 1 / 3, 1 / 3], "means": [[-2.0, 0.5], [0.5, 1.0], [2.0, -0.5]],
+                 "covariances": [np.eye(2) * 2.0] * 3}
 
 
 def mixture_points() -> np.ndarray:
@@ -80,6 +86,53 @@ def fits(rows) -> dict:
     return {name: np.asarray(value) for name, value in results.items()}
 
 
+def sampled_fits(rows) -> dict:
+    """Sampled completions whose random numbers do not depend on how the rows are split.
+
+    Online EM draws its minibatch from the replicated key; the HMM (SAEM over
+    stochastic EM) and the numpyro model (Monte Carlo EM) draw with JAX's
+    partitionable threefry, whose numbers depend only on the key and the
+    position in the global array. So every process count gives the same fit.
+    """
+    results = {}
+    mixture = se.models.GaussianMixture(3)
+    fitted = se.fit(mixture, rows(mixture, mixture_points()), init=MIXTURE_START, completion=se.online_em(100),
+                    num_iters=4)
+    results["online_mixture_means"], results["online_mixture_loglik"] = fitted.params.means, fitted.trace.loglik
+    hmm = se.models.HiddenMarkovModel(2, "gaussian")
+    fitted = se.fit(hmm, rows(hmm, list(hmm_sequences())), init=hmm_start(), num_iters=4,
+                    completion=se.saem(se.monte_carlo(1), se.saem_step_size(burn_in=1)))
+    results["saem_hmm_means"], results["saem_hmm_loglik"] = fitted.params.means, fitted.trace.loglik
+    coins_model = se.models.from_numpyro(coins, rows(None, coin_heads()), NUM_TRIALS)
+    fitted = se.fit(coins_model, None, completion=se.monte_carlo(3), mstep=se.gradient(optax.adam(0.05), 10),
+                    num_iters=3)
+    results["mc_coins_probs"], results["mc_coins_loglik"] = fitted.params.probs, fitted.trace.loglik
+    return {name: np.asarray(value) for name, value in results.items()}
+
+
+def mixture_draws(rows) -> dict:
+    """Monte Carlo EM's first step on the mixture from :data:`MIXTURE_START`, :data:`NUM_SEEDS` seeds.
+
+    The mixture draws its counts on each device's share of the points with a
+    key of that share, so other splits draw other numbers: the weights are
+    compared with exact EM's by their reported standard errors.
+    """
+    mixture = se.models.GaussianMixture(3)
+    fitted = se.fit(mixture, rows(mixture, mixture_points()), init=MIXTURE_START, num_iters=1,
+                    completion=se.monte_carlo(NUM_DRAWS), key=list(range(NUM_SEEDS)))
+    return {"draws_weights": np.asarray(fitted.params.weights),
+            "draws_weights_stderr": np.asarray(fitted.trace.diagnostics.stats_stderr.counts[:, 0]) / NUM_POINTS}
+
+
+def counts_of_repeated_rows() -> np.ndarray:
+    """Counts ``c / S`` drawn for a global array whose processes hold the same rows (``[2 · n, K]``)."""
+    mixture = se.models.GaussianMixture(3)
+    points = mixture.prepare_data(distributed.shard_rows(mixture_points()[:NUM_POINTS // 2]))
+    params = mixture.prepare_params(MIXTURE_START, points)
+    draw = jax.jit(lambda key, params, points: mixture.sample_counts(key, params, points, NUM_DRAWS)[0])
+    return distributed.host_array(draw(jax.random.key(0), params, points))
+
+
 def all_rows(model, data):
     del model
     return data
@@ -109,7 +162,8 @@ def rejected_message() -> str:
 if __name__ == "__main__":
     process_id, port, output = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     distributed.initialize(f"localhost:{port}", num_processes=2, process_id=process_id)
-    results = fits(share_of_rows)
+    results = {**fits(share_of_rows), **sampled_fits(share_of_rows), **mixture_draws(share_of_rows)}
+    results["repeated_rows_counts"] = counts_of_repeated_rows()
     data = share_of_rows(se.models.GaussianMixture(3), mixture_points())
     results["was_global"] = np.asarray(distributed.is_global_array(data))
     results["rejected"] = np.asarray(rejected_message())

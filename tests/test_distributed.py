@@ -3,6 +3,9 @@
 Two children (``tests/distributed_child.py``) each hold half of every data set
 as a global ``jax.Array`` sharded over both processes; this process fits the
 whole data set alone. Exact EM must agree to rounding: means to 1e-10, ℓ to 1e-8.
+Sampled completions whose random numbers depend only on the key and the global
+position (online EM, the HMM's SAEM, numpyro's Monte Carlo EM) must agree as
+well; the mixture's counts, drawn per device share, are judged by z-scores.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import numpy as np
 import pytest
 
 from stochem import distributed
+import stochem as se
 from tests import distributed_child
+from tests.mc_checks import z_threshold
 from tests.app.running import app_environment
 
 CHILD = Path(distributed_child.__file__)
@@ -63,6 +68,43 @@ def test_two_processes_give_the_one_process_fit(two_processes, one_process, mode
                                        err_msg=name)
     # The fits moved: the comparison is not of two untouched starts.
     assert one_process[f"{model}_loglik"][-1] > one_process[f"{model}_loglik"][0] + 1.0
+
+
+@pytest.fixture(scope="module")
+def one_process_sampled():
+    return distributed_child.sampled_fits(distributed_child.all_rows)
+
+
+@pytest.mark.parametrize("fit", ["online_mixture", "saem_hmm", "mc_coins"])
+def test_sampled_completions_over_two_processes_draw_what_one_process_draws(two_processes, one_process_sampled,
+                                                                              fit):
+    for name in one_process_sampled:
+        if name.startswith(fit):
+            tolerance = 1e-8 if name.endswith("loglik") else 1e-10
+            np.testing.assert_allclose(two_processes[name], one_process_sampled[name], rtol=0, atol=tolerance,
+                                       err_msg=name)
+    assert one_process_sampled[f"{fit}_loglik"][-1] > one_process_sampled[f"{fit}_loglik"][0] + 1.0
+
+
+def test_monte_carlo_counts_over_two_processes_match_exact_em_by_their_standard_errors(two_processes):
+    """Each seed's weights after one Monte Carlo step, against exact EM's step, in units of their reported error."""
+    mixture = se.models.GaussianMixture(3)
+    exact = se.fit(mixture, distributed_child.mixture_points(), init=distributed_child.MIXTURE_START,
+                   num_iters=1).params.weights
+    stderr = two_processes["draws_weights_stderr"]
+    assert np.all(stderr > 1e-4)  # the draws vary
+    z = (two_processes["draws_weights"] - np.asarray(exact)) / stderr
+    assert np.all(np.abs(z) < z_threshold(z.size)), z
+    # The seeds drew different numbers.
+    assert len({tuple(row) for row in np.round(two_processes["draws_weights"], 12)}) == distributed_child.NUM_SEEDS
+
+
+def test_each_process_draws_its_rows_with_its_own_numbers(two_processes):
+    """Both processes hold the same rows: equal counts on both halves would mean one key for both."""
+    counts = two_processes["repeated_rows_counts"]
+    half = counts.shape[0] // 2
+    np.testing.assert_allclose(counts.sum(axis=1), 1.0, atol=1e-12)
+    assert not np.array_equal(counts[:half], counts[half:])
 
 
 def test_a_nan_on_one_process_is_reported_by_every_process(two_processes):
