@@ -44,11 +44,11 @@ from omegaconf import DictConfig, OmegaConf
 
 import stochem as se
 from stochem import weights as sample_weights
-from stochem.capabilities import TractableLikelihood
 from stochem.app import cache, files, scenarios, settings, traces
 from stochem.app.matching import distance_trace
 from stochem.app.reference import as_dict, fixed_point, loglik_trace
 from stochem.app.timing import timed
+from stochem.capabilities import TractableLikelihood
 
 log = logging.getLogger(__name__)
 

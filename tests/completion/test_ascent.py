@@ -6,6 +6,7 @@ import pytest
 
 import stochem as se
 from tests.mc_checks import assert_mean_matches
+from tests.tracing import count_traces
 
 MODEL = se.models.BinomialMixture(num_components=2, num_trials=10)
 START = {"weights": [0.5, 0.5], "probs": [0.9, 0.1]}
@@ -52,6 +53,16 @@ def test_delta_q_estimates_the_change_of_the_exact_q():
         exact = np.asarray(jax.vmap(exact_change)(before, after))
         # Each estimate has its own target (θ differs by seed): judge the differences.
         assert_mean_matches(estimates - exact, 0.0)
+
+
+def test_the_first_sample_size_and_tol_are_run_time_values():
+    heads = coin_data()
+    se.fit(MODEL, heads, init=START, num_iters=100, key=[0, 1], completion=se.ascent_monte_carlo(10, 2000, tol=1e-3))
+    with count_traces() as counted:
+        other = se.fit(MODEL, heads, init=START, num_iters=80, key=[2, 3],
+                       completion=se.ascent_monte_carlo(25, 2000, tol=5e-3))
+    assert counted.traces == 0
+    assert np.all(np.asarray(other.trace.diagnostics.num_samples[:, 0]) == 25)
 
 
 def test_ascent_arguments_are_checked():

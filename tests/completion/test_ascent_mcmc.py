@@ -7,7 +7,6 @@ so the MLE is ``mu = mean(y)``, ``tau² = var(y) − σ²``, and the exact poste
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
