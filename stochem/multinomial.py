@@ -325,7 +325,7 @@ def multinomial_columns(key, num_trials, probs_t):
 
         # u in [coarse, coarse + spacing) decides u < F_l unless F_l falls inside (chance ~ L 2^-32 a row).
         undecided = jnp.any((coarse[None, :] < cumulative) & (cumulative < coarse[None, :] + spacing))
-        exact = lambda: one_hot(coarse + jax.random.uniform(refine_key, coarse.shape, dtype) * spacing)  # noqa: E731
+        exact = lambda: one_hot(coarse + jax.random.uniform(refine_key, coarse.shape, dtype) * spacing)
         return jnp.where(valid[None, :], jax.lax.cond(undecided, exact, lambda: one_hot(coarse)), jnp.nan)
 
     def many_draws():
@@ -336,7 +336,7 @@ def multinomial_columns(key, num_trials, probs_t):
         # every draw is the mode.
         settled = coarse + spacing <= 1.0 - total * away
         counts = jnp.where(valid[:, None], jnp.where(at_mode, total, 0.0), jnp.nan)
-        finish = lambda chunk_key, inputs, _: _finish_rows(chunk_key, total, *inputs, spacing)  # noqa: E731
+        finish = lambda chunk_key, inputs, _: _finish_rows(chunk_key, total, *inputs, spacing)
         return gather_and_apply(finish, finish_key, valid & ~settled, (probs, at_mode, coarse), counts).T
 
     return jax.lax.cond(total == 1, one_draw, many_draws)
