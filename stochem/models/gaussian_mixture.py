@@ -443,7 +443,7 @@ class GaussianMixture(AcceptsSampleWeights, FiniteLatentModel):
 
         The posterior ``[K, N]`` and ℓ(θ) (weighted by the rows' sample
         weights, if any) come from one blocked pass; the counts are drawn by
-        :func:`stochem.multinomial.multinomial` on each device's share of the
+        :func:`stochem.multinomial.multinomial_columns` on each device's share of the
         points (key ``fold_in(key, share)``).
         """
         x, row_weights = sample_weights.split(data)
