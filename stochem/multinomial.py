@@ -58,7 +58,7 @@ INVERSION_LIMIT = 10.0
 CHUNK = 128
 
 # Inversion steps per round of the search loop (fewer rounds, each a little longer).
-_STEPS_PER_ROUND = 8
+_STEPS_PER_ROUND = 4
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -107,7 +107,7 @@ def gather_and_apply(fn, key, active, inputs, outputs, chunk: int = CHUNK):
     def one_chunk(carry):
         index, outputs = carry
         ranks = index * chunk + jnp.arange(1, chunk + 1, dtype=jnp.int32)
-        chosen = jnp.searchsorted(running, ranks, method="scan_unrolled")
+        chosen = jnp.searchsorted(running, ranks, method="scan")
         valid = ranks <= num_active
         chosen = jnp.where(valid, chosen, num_rows)
         safe = jnp.where(valid, chosen, 0)
@@ -219,9 +219,8 @@ class _Proposal(NamedTuple):
 
 def _propose(key, hat: _Hat, shape, dtype) -> _Proposal:
     """One BTRS proposal from ``u ~ U(−½, ½)`` and ``v ~ U(0, 1)``."""
-    u_key, v_key = jax.random.split(key)
-    u = jax.random.uniform(u_key, shape, dtype) - 0.5
-    v = jax.random.uniform(v_key, shape, dtype)
+    u, v = jax.random.uniform(key, (2,) + shape, dtype)
+    u = u - 0.5
     u_s = 0.5 - jnp.abs(u)
     k = jnp.floor((2.0 * hat.a / u_s + hat.b) * u + hat.c)
     return _Proposal(k, u_s, v, (u_s >= 0.07) & (v <= hat.v_r))
@@ -326,7 +325,7 @@ def multinomial_columns(key, num_trials, probs_t):
 
         # u in [coarse, coarse + spacing) decides u < F_l unless F_l falls inside (chance ~ L 2^-32 a row).
         undecided = jnp.any((coarse[None, :] < cumulative) & (cumulative < coarse[None, :] + spacing))
-        exact = lambda: one_hot(coarse + jax.random.uniform(refine_key, coarse.shape, dtype) * spacing)  # noqa: E731
+        exact = lambda: one_hot(coarse + jax.random.uniform(refine_key, coarse.shape, dtype) * spacing)
         return jnp.where(valid[None, :], jax.lax.cond(undecided, exact, lambda: one_hot(coarse)), jnp.nan)
 
     def many_draws():
@@ -337,7 +336,7 @@ def multinomial_columns(key, num_trials, probs_t):
         # every draw is the mode.
         settled = coarse + spacing <= 1.0 - total * away
         counts = jnp.where(valid[:, None], jnp.where(at_mode, total, 0.0), jnp.nan)
-        finish = lambda chunk_key, inputs, _: _finish_rows(chunk_key, total, *inputs, spacing)  # noqa: E731
+        finish = lambda chunk_key, inputs, _: _finish_rows(chunk_key, total, *inputs, spacing)
         return gather_and_apply(finish, finish_key, valid & ~settled, (probs, at_mode, coarse), counts).T
 
     return jax.lax.cond(total == 1, one_draw, many_draws)
@@ -359,17 +358,30 @@ def _finish_rows(key, total, probs, at_mode, coarse, spacing):
     # tails[:, j] = Σ_{i >= j} p_{l_i}, summed from the small end.
     tails = jnp.cumsum(other_probs[:, ::-1], axis=-1)[:, ::-1]
     mode_prob = jnp.take_along_axis(probs, mode[:, None], axis=-1)[:, 0]
-    fine_key, away_key, split_key = jax.random.split(key, 3)
-    uniforms = coarse + jax.random.uniform(fine_key, coarse.shape, coarse.dtype) * spacing
-    away = binomial(away_key, jnp.full(uniforms.shape, total), tails[:, 0], mode_prob, uniforms)
-    remaining, split = away, []
-    for j in range(num_categories - 2):
-        share = jnp.where(tails[:, j] > 0, other_probs[:, j] / tails[:, j], 0.0)
-        rest = jnp.where(tails[:, j] > 0, tails[:, j + 1] / tails[:, j], 1.0)
-        drawn = binomial(jax.random.fold_in(split_key, j), remaining, share, rest)
-        split.append(drawn)
-        remaining = remaining - drawn
-    split = jnp.stack(split + [remaining], axis=-1)  # [C, L − 1], in the order of ``others``
+    # The chain as one scan over its L − 1 binomials (one copy of the binomial in the program):
+    # step 0 draws Y ~ Binomial(S, q) with the row's own uniform, step j >= 1 draws
+    # c_{l_j} ~ Binomial(Y − Σ_{i<j} c_{l_i}, p_{l_j} / Σ_{i>=j} p_{l_i}) with a fresh one.
+    step_key, uniform_key = jax.random.split(key)
+    # Row 0: the fine part v of the row's own uniform; rows 1 … L − 2: the later steps' uniforms.
+    step_uniforms = jax.random.uniform(uniform_key, (num_categories - 1,) + coarse.shape, coarse.dtype)
+    uniforms = coarse + step_uniforms[0] * spacing
+    shares = jnp.where(tails[:, :-1] > 0, other_probs[:, :-1] / tails[:, :-1], 0.0)
+    rests = jnp.where(tails[:, :-1] > 0, tails[:, 1:] / tails[:, :-1], 1.0)
+    step_probs = jnp.concatenate([tails[:, :1], shares], axis=-1).T  # [L − 1, C]
+    step_complements = jnp.concatenate([mode_prob[:, None], rests], axis=-1).T
+    step_uniforms = step_uniforms.at[0].set(uniforms)
+    steps = (jnp.arange(num_categories - 1), jax.random.split(step_key, num_categories - 1), step_probs,
+             step_complements, step_uniforms)
+
+    def one_step(remaining, step):
+        index, step_key, prob, complement, step_uniform = step
+        trials = jnp.where(index == 0, total, remaining)
+        drawn = binomial(step_key, trials, prob, complement, step_uniform)
+        return jnp.where(index == 0, drawn, remaining - drawn), drawn
+
+    remaining, drawn = jax.lax.scan(one_step, jnp.zeros_like(uniforms), steps)
+    away = drawn[0]
+    split = jnp.concatenate([drawn[1:], remaining[None]]).T  # [C, L − 1], in the order of ``others``
     columns = jnp.arange(num_categories)[None, :]
     position = jnp.clip(columns - (columns > mode[:, None]), 0, num_categories - 2)
     return jnp.where(at_mode, (total - away)[:, None], jnp.take_along_axis(split, position, axis=-1))

@@ -27,8 +27,7 @@ from jax.scipy.special import xlogy
 
 from stochem import _validation
 from stochem import weights as sample_weights
-from stochem.models import _gaussian
-from stochem.models import missing_mixture
+from stochem.models import _gaussian, missing_mixture
 from stochem.models._blocks import block_size_for, map_and_sum_blocks, sum_blocks
 from stochem.models.base import AcceptsSampleWeights, FiniteLatentModel, ModelBase
 from stochem.models.missing_gaussian import MissingGaussianData
@@ -444,7 +443,7 @@ class GaussianMixture(AcceptsSampleWeights, FiniteLatentModel):
 
         The posterior ``[K, N]`` and ℓ(θ) (weighted by the rows' sample
         weights, if any) come from one blocked pass; the counts are drawn by
-        :func:`stochem.multinomial.multinomial` on each device's share of the
+        :func:`stochem.multinomial.multinomial_columns` on each device's share of the
         points (key ``fold_in(key, share)``).
         """
         x, row_weights = sample_weights.split(data)
