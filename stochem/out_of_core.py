@@ -319,6 +319,8 @@ def _fit(model, reader, init, num_iters, chunk_rows, tol, key) -> FitResult:
             logliks.append(_pass(params, chunks, _chunk_estep(model), _accumulating_estep(model))[1])
         if not chunks.pending.cancel():  # the read started for a next pass ends before the file closes
             chunks.pending.result()
-    stacked = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *history)
+    # Stacked on the host: a new number of iterations compiles nothing.
+    stacked = jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack([np.asarray(leaf) for leaf in leaves])),
+                                     *history)
     logliks = jnp.asarray(np.array([float(loglik) for loglik in logliks]))
     return FitResult(params, Trace(logliks, stacked), len(history) - 1, converged)

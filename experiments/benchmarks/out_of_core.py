@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import stochem as se  # noqa: E402
 
 NUM_FEATURES, NUM_COMPONENTS, NUM_ITERS = 4, 5, 5
-LARGE_ITERS = 2  # passes over the large file: the compiling one, then LARGE_ITERS timed iterations + the final ℓ
+LARGE_ITERS = 2  # timed iterations over the large file (after one compiling iteration), plus the final ℓ pass
 
 
 def peak_rss_megabytes() -> float:
@@ -72,7 +72,7 @@ def bounded_child(path: str, limit_mib: int, chunk_rows: int) -> None:
         whole_file = "loaded (the limit is too high to show anything)"
     except MemoryError:
         whole_file = "MemoryError (the file does not fit)"
-    se.fit_out_of_core(model, path, init=init, num_iters=0, chunk_rows=chunk_rows)  # compile (one ℓ pass)
+    se.fit_out_of_core(model, path, init=init, num_iters=1, chunk_rows=chunk_rows)  # compile
     begin = time.perf_counter()
     result = se.fit_out_of_core(model, path, init=init, num_iters=LARGE_ITERS, chunk_rows=chunk_rows)
     seconds = (time.perf_counter() - begin) / (LARGE_ITERS + 1)
@@ -109,7 +109,7 @@ def main() -> None:
         init = se.fit(model, np.array(start_rows), num_iters=0).params  # seeded k-means++ start
         rss_before = peak_rss_megabytes()
 
-        se.fit_out_of_core(model, path, init=init, num_iters=1, chunk_rows=args.chunk_rows)  # compile
+        se.fit_out_of_core(model, path, init=init, num_iters=NUM_ITERS, chunk_rows=args.chunk_rows)  # compile
         begin, cpu_begin = time.perf_counter(), time.process_time()
         chunked = se.fit_out_of_core(model, path, init=init, num_iters=NUM_ITERS, chunk_rows=args.chunk_rows)
         chunked_seconds = (time.perf_counter() - begin) / (NUM_ITERS + 1)  # T E-steps + the final ℓ pass
