@@ -42,7 +42,6 @@ from stochem import _validation
 from stochem.capabilities import ClosedFormMStep, ExactEStep, TractableLikelihood, require
 from stochem.results import FitResult, Trace
 
-
 # JAX takes a host array without copying it when its data start on this boundary (on CPU).
 _ALIGNMENT = 64
 
