@@ -39,9 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from stochem import _validation
-from stochem.capabilities import ClosedFormMStep, ExactEStep, require
+from stochem.capabilities import ClosedFormMStep, ExactEStep, TractableLikelihood, require
 from stochem.results import FitResult, Trace
-
 
 # JAX takes a host array without copying it when its data start on this boundary (on CPU).
 _ALIGNMENT = 64
@@ -168,6 +167,15 @@ def _accumulating_estep(model):
 
 
 @functools.lru_cache(maxsize=16)
+def _chunk_loglik(model):
+    """``(params, chunk) -> ℓ_chunk`` and ``(params, chunk, ℓ) -> ℓ + ℓ_chunk``: the last pass needs no statistics."""
+    def add(params, chunk, total):
+        return total + model.log_marginal(params, chunk)
+
+    return jax.jit(model.log_marginal), jax.jit(add)
+
+
+@functools.lru_cache(maxsize=16)
 def _mstep(model):
     return jax.jit(model.m_step)
 
@@ -227,9 +235,8 @@ class _Chunks:
         return chunk
 
 
-def _pass(model, params, chunks):
-    """``(Σ statistics, Σ ℓ)`` over the chunks, at most three chunks alive at a time."""
-    first, step = _chunk_estep(model), _accumulating_estep(model)
+def _pass(params, chunks, first, step):
+    """``first(params, chunk 0)``, then ``step(params, chunk, totals)`` for each later chunk: ``(Σ S, Σ ℓ)`` or ``Σ ℓ``."""
     totals = None
     for index in range(len(chunks)):
         chunk = chunks.next(index)
@@ -296,7 +303,7 @@ def _fit(model, reader, init, num_iters, chunk_rows, tol, key) -> FitResult:
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         chunks = _Chunks(model, reader, bounds, pool)
         for _ in range(num_iters):
-            stats, loglik = _pass(model, params, chunks)
+            stats, loglik = _pass(params, chunks, _chunk_estep(model), _accumulating_estep(model))
             params = mstep(stats)
             logliks.append(loglik)  # on the device: read back only where the tolerance needs it
             history.append(params)
@@ -304,9 +311,15 @@ def _fit(model, reader, init, num_iters, chunk_rows, tol, key) -> FitResult:
             if tol is not None and len(logliks) > 1 and abs(float(logliks[-1]) - float(logliks[-2])) <= tol:
                 converged = True
                 break
-        logliks.append(_pass(model, params, chunks)[1])
+        # ℓ(θ_T) as ``fit`` computes it: the model's log_marginal, a lighter pass than the E-step.
+        if isinstance(model, TractableLikelihood):
+            logliks.append(_pass(params, chunks, *_chunk_loglik(model)))
+        else:
+            logliks.append(_pass(params, chunks, _chunk_estep(model), _accumulating_estep(model))[1])
         if not chunks.pending.cancel():  # the read started for a next pass ends before the file closes
             chunks.pending.result()
-    stacked = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *history)
+    # Stacked on the host: a new number of iterations compiles nothing.
+    stacked = jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack([np.asarray(leaf) for leaf in leaves])),
+                                     *history)
     logliks = jnp.asarray(np.array([float(loglik) for loglik in logliks]))
     return FitResult(params, Trace(logliks, stacked), len(history) - 1, converged)

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 jax.config.update("jax_enable_x64", True)
@@ -20,15 +19,11 @@ jax.config.update("jax_enable_x64", True)
 if __name__ == "__main__":  # a child: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpyro  # noqa: E402
-import numpyro.distributions as dist  # noqa: E402
 import optax  # noqa: E402
-
-from tests.models.numpyro_examples import coins  # noqa: E402  the two coins, a plate over the sets
-from numpyro.distributions import constraints  # noqa: E402
 
 import stochem as se  # noqa: E402
 from stochem import distributed  # noqa: E402
+from tests.models.numpyro_examples import coins  # noqa: E402  the two coins, a plate over the sets
 
 NUM_POINTS = 1200
 NUM_SEQUENCES, SEQUENCE_LENGTH = 40, 15

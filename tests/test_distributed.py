@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stochem import distributed
 import stochem as se
+from stochem import distributed
 from tests import distributed_child
-from tests.mc_checks import z_threshold
 from tests.app.running import app_environment
+from tests.mc_checks import z_threshold
 
 CHILD = Path(distributed_child.__file__)
 

@@ -53,6 +53,13 @@ def test_a_memory_map_in_one_chunk_gives_the_in_memory_fit(in_memory, npy_path):
     _assert_same_fit(result, in_memory)
 
 
+def test_a_npy_file_in_one_chunk_reuses_its_buffers_across_passes(in_memory, npy_path):
+    """One chunk a pass: the reads of later passes refill buffers that earlier passes' E-steps read."""
+    result = se.fit_out_of_core(se.models.GaussianMixture(3), npy_path, init=START, num_iters=12,
+                                chunk_rows=5000)
+    _assert_same_fit(result, in_memory)
+
+
 def test_a_parquet_file_gives_the_in_memory_fit(in_memory, tmp_path):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
