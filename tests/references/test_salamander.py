@@ -34,7 +34,7 @@ def test_plan_updates_the_variances_in_closed_form_and_beta_by_the_surrogate():
 def test_saem_matches_booth_and_hobert_not_laplace():
     model = se.models.from_numpyro(sal.crossed_glmm, *sal.model_arguments())
     completion = se.saem(se.mcmc(10, num_warmup=200, num_burnin=5), se.saem_step_size(burn_in=50))
-    estimates = sal.natural(se.fit(model, None, completion=completion, num_iters=250, key=[0, 1]).params)
+    estimates = sal.natural(se.fit(model, None, completion=completion, num_iters=250, key=[0, 1], init={}).params)
     reference = sal.published(sal.BOOTH_HOBERT_MCEM)
     beta_gap = np.abs(estimates[:, :4] - reference[:4]) / sal.LME4_LAPLACE["beta_stderr"]
     assert np.all(beta_gap < 0.25), beta_gap

@@ -51,6 +51,10 @@ def from_numpyro(model_fn, *args, **kwargs):
     closed-form M-step: the default is ``stochem.gradient(optax.lbfgs(), 20)``
     (``model.default_mstep``).
 
+    After a fit, ``model.latent_posterior(result.params, key=..., num_samples=...)``
+    gives the latent posterior at θ̂: NUTS draws of the continuous sites and the
+    discrete sites' label probabilities (:class:`LatentPosterior`).
+
     Args:
         model_fn: a numpyro model (a Python callable with numpyro primitives).
         *args: its positional arguments, data included.
