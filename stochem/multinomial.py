@@ -312,6 +312,8 @@ def multinomial_columns(key, num_trials, probs_t):
     dtype = probs_t.dtype
     total = jnp.asarray(num_trials, dtype)
     valid = jnp.all(jnp.isfinite(probs_t), axis=0)
+    if num_categories == 1:  # one category takes every draw: nothing is random
+        return jnp.where(valid, total, jnp.nan)[None, :]
     first_key, refine_key, finish_key = jax.random.split(key, 3)
     coarse, spacing = _coarse_uniforms(first_key, num_rows, dtype)
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import stochem as se
 from stochem import multinomial as multinomial_module
 from stochem.multinomial import binomial, multinomial
 from tests.mc_checks import FAMILY_ALPHA, assert_mean_matches
@@ -141,3 +142,16 @@ def test_multinomial_bad_rows_give_nan_and_others_are_unaffected(num_trials):
     counts = np.asarray(jax.jit(multinomial)(jax.random.key(5), num_trials, probs))
     assert np.all(np.isnan(counts[1]))
     assert counts[0].sum() == num_trials and np.all(counts[2] == [num_trials, 0.0])
+
+
+def test_one_category_takes_every_draw_and_a_one_component_mixture_samples():
+    counts = np.asarray(jax.jit(multinomial)(jax.random.key(2), 9, jnp.array([[1.0], [np.nan], [1.0]])))
+    np.testing.assert_array_equal(counts[[0, 2]], [[9.0], [9.0]])
+    assert np.isnan(counts[1, 0])
+    # A one-component mixture: every draw is the one label, so Monte Carlo EM is exact EM.
+    points = np.random.default_rng(0).normal(size=(50, 2))
+    model = se.models.GaussianMixture(1)
+    exact = se.fit(model, points, num_iters=2).params.means
+    for num_samples in (1, 5):
+        sampled = se.fit(model, points, completion=se.monte_carlo(num_samples), num_iters=2).params.means
+        np.testing.assert_allclose(sampled, exact, rtol=1e-12)
