@@ -57,6 +57,7 @@ def check_report(root: Path, scenarios: list[str], completions=("exact", "monte_
     return summary
 
 
+@pytest.mark.slow  # heavy (30–60 s); the default suite covers the path more cheaply elsewhere
 def test_all_scenarios_sweep_runs_end_to_end(app, tmp_path):
     # Three scenarios here (each scenario also runs in its own experiment below).
     chosen = ["coins", "gmm1d", "missing"]

@@ -271,7 +271,10 @@ def test_a_bad_reference_target_is_named(target, error, words):
 # --- the MCMC experiments, end to end -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("experiment, scenario", [("cbpp_mcmc", "cbpp"), ("poisson_mcmc", "poisson")])
+@pytest.mark.parametrize("experiment, scenario", [
+    ("cbpp_mcmc", "cbpp"),
+    pytest.param("poisson_mcmc", "poisson", marks=pytest.mark.slow),  # the same code path as cbpp's, 30 s more
+])
 def test_mcmc_experiment_runs_end_to_end(app, tmp_path, experiment, scenario):
     """MCMC-EM and MCMC-SAEM for two iterations with two draws: tables, ℓ and θ* by quadrature, report."""
     process = app(f"experiment={experiment}", "num_iters=2", "seeds=[0,1]", "completion.num_samples=2",

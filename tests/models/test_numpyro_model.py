@@ -372,6 +372,7 @@ def test_importance_sampled_loglik_matches_the_closed_form(proposal):
     assert float(exact_coins.stderr) == 0.0
 
 
+@pytest.mark.slow  # heavy (30–60 s); the default suite covers the path more cheaply elsewhere
 def test_loglik_in_the_trace_is_an_importance_estimate_that_leaves_em_unchanged():
     """``fit(..., loglik=importance_loglik(...))`` against the Gaussian marginal y_j ~ N(mu, tau² + σ²).
 
@@ -836,6 +837,7 @@ def test_mixed_latents_fit_by_mcmc_em_and_refuse_exact(mixture_model):
     np.testing.assert_allclose(mixture_model.complete_loglik(params, data, draws), np.mean(per_draw), rtol=1e-12)
 
 
+@pytest.mark.slow  # heavy (30–60 s); the default suite covers the path more cheaply elsewhere
 def test_mixed_latents_loglik_by_laplace_importance_sampling_matches_quadrature(mixture_model):
     exact, _ = examples.mixture_with_random_intercept_group_likelihoods(*MIXTURE_ARGS, **MIXTURE_PARAMS)
     params = mixture_model.as_params(MIXTURE_PARAMS)
