@@ -30,13 +30,14 @@ from numpyro.infer.util import log_density
 from scipy import stats
 
 import stochem as se
-from stochem.capabilities import ExactEStep, PosteriorSampler, TractableLikelihood
-from tests.tracing import count_traces
 from stochem.app import quadrature
+from stochem.capabilities import ExactEStep, PosteriorSampler, TractableLikelihood
 from stochem.completion import sampled_stats
 from stochem.models.numpyro_model import ContinuousNumpyroModel, EnumeratedNumpyroModel, estimate_loglik
+from tests.hessians import finite_difference_hessian
 from tests.mc_checks import assert_mean_matches, assert_sampled_stats_match_exact, z_threshold
 from tests.models import numpyro_examples as examples
+from tests.tracing import count_traces
 
 # One M-step object per module: equal factories share compiled programs.
 LBFGS_TO_CONVERGENCE = se.gradient(optax.lbfgs(), num_steps=30)
@@ -597,18 +598,6 @@ def test_cbpp_glmm_mcmc_saem_agrees_with_the_quadrature_mle():
     assert np.all(np.abs(z) < z_threshold(z.size)), z
 
 
-def _numerical_hessian(function, point, step=1e-4):
-    point = np.asarray(point, dtype=float)
-    size = point.size
-    hessian = np.empty((size, size))
-    for i in range(size):
-        for j in range(size):
-            shift_i, shift_j = np.eye(size)[i] * step, np.eye(size)[j] * step
-            hessian[i, j] = (function(point + shift_i + shift_j) - function(point + shift_i - shift_j)
-                             - function(point - shift_i + shift_j) + function(point - shift_i - shift_j)) / (4 * step**2)
-    return hessian
-
-
 @pytest.mark.slow
 def test_damped_mcmc_saem_converges_on_the_left_censored_tobit_that_used_to_go_nan():
     """The issue's case: MCMC-SAEM from the model's own start (β = 0, σ = 1), censored below 0.5.
@@ -630,7 +619,7 @@ def test_damped_mcmc_saem_converges_on_the_left_censored_tobit_that_used_to_go_n
 
     mle = optimize.minimize(negative_loglik, np.array([0.0, 0.0, 1.0]), method="Nelder-Mead",
                             options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 5000}).x
-    stderr = np.sqrt(np.diag(np.linalg.inv(_numerical_hessian(negative_loglik, mle))))
+    stderr = np.sqrt(np.diag(np.linalg.inv(finite_difference_hessian(negative_loglik, mle))))
     fitted = np.array([*np.asarray(result.params.beta), float(result.params.sigma)])
     assert np.all(np.abs(fitted - mle) < 0.2 * stderr), (fitted, mle, stderr)
 
