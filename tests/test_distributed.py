@@ -59,15 +59,20 @@ def test_the_children_held_global_arrays(two_processes):
     assert bool(two_processes["was_global"])
 
 
-@pytest.mark.parametrize("model", ["mixture", "hmm", "coins"])
-def test_two_processes_give_the_one_process_fit(two_processes, one_process, model):
+def assert_same_fits(two_processes, one_process, prefix):
+    """Every result named ``prefix…`` equal over two processes and one (ℓ to 1e-8, the rest to 1e-10),
+    and the fit moved (the comparison is not of two untouched starts)."""
     for name in one_process:
-        if name.startswith(model):
+        if name.startswith(prefix):
             tolerance = 1e-8 if name.endswith("loglik") else 1e-10
             np.testing.assert_allclose(two_processes[name], one_process[name], rtol=0, atol=tolerance,
                                        err_msg=name)
-    # The fits moved: the comparison is not of two untouched starts.
-    assert one_process[f"{model}_loglik"][-1] > one_process[f"{model}_loglik"][0] + 1.0
+    assert one_process[f"{prefix}_loglik"][-1] > one_process[f"{prefix}_loglik"][0] + 1.0
+
+
+@pytest.mark.parametrize("model", ["mixture", "hmm", "coins"])
+def test_two_processes_give_the_one_process_fit(two_processes, one_process, model):
+    assert_same_fits(two_processes, one_process, model)
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +83,7 @@ def one_process_sampled():
 @pytest.mark.parametrize("fit", ["online_mixture", "saem_hmm", "mc_coins"])
 def test_sampled_completions_over_two_processes_draw_what_one_process_draws(two_processes, one_process_sampled,
                                                                               fit):
-    for name in one_process_sampled:
-        if name.startswith(fit):
-            tolerance = 1e-8 if name.endswith("loglik") else 1e-10
-            np.testing.assert_allclose(two_processes[name], one_process_sampled[name], rtol=0, atol=tolerance,
-                                       err_msg=name)
-    assert one_process_sampled[f"{fit}_loglik"][-1] > one_process_sampled[f"{fit}_loglik"][0] + 1.0
+    assert_same_fits(two_processes, one_process_sampled, fit)
 
 
 def test_monte_carlo_counts_over_two_processes_match_exact_em_by_their_standard_errors(two_processes):
