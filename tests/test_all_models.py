@@ -9,7 +9,10 @@ sample count of ``monte_carlo``;
 term), and seeded default initializations are valid parameters.
 
 Each pair compiles one program (seeds batched, start given); the starts come
-from the model's own initialization, compiled once per model.
+from the model's own initialization, compiled once per model. At 2–20 s of
+compilation a pair, the whole cross product is ``slow``; the default suite runs
+``DEFAULT_PAIRS``, a cheap set in which every model and every completion
+appears at least once.
 """
 
 import functools
@@ -66,6 +69,17 @@ COMPLETIONS = {
     "mcmc": se.mcmc(4, num_warmup=5, num_burnin=1),
 }
 
+# Every model and every completion at least once, each by its cheapest pair to compile
+# (numpyro's coins by Monte Carlo: a numpyro model through a sampled completion).
+DEFAULT_PAIRS = {
+    ("binomial_mixture", "exact"), ("categorical_mixture", "incremental"), ("dice_sum", "incremental"),
+    ("gaussian_mixture_1d", "exact"), ("gaussian_mixture_2d_diag", "incremental"),
+    ("gaussian_mixture_missing", "saem"), ("hmm_categorical", "exact"), ("hmm_gaussian", "online_em"),
+    ("hmm_gaussian_missing", "exact"), ("missing_gaussian", "ascent_monte_carlo"),
+    ("numpyro_coins", "monte_carlo"), ("numpyro_normal_normal", "mcmc"),
+    ("shifted_die", "monte_carlo_schedule"),
+}
+
 
 def supported_pairs():
     """(case, completion) for every completion the case's model accepts (capabilities and data)."""
@@ -77,7 +91,8 @@ def supported_pairs():
                 completion(model).check_data(prepared)
             except (TypeError, ValueError):
                 continue
-            pairs.append(pytest.param(case_name, completion_name, id=f"{case_name}-{completion_name}"))
+            marks = () if (case_name, completion_name) in DEFAULT_PAIRS else pytest.mark.slow
+            pairs.append(pytest.param(case_name, completion_name, id=f"{case_name}-{completion_name}", marks=marks))
     return pairs
 
 
@@ -89,6 +104,12 @@ def test_every_model_accepts_some_completion_and_every_completion_some_model():
     models_used = {param.values[0] for param in PAIRS}
     assert completions_used == set(COMPLETIONS)
     assert models_used == set(ALL_CASES)
+
+
+def test_the_default_pairs_are_supported_and_cover_every_model_and_completion():
+    assert DEFAULT_PAIRS <= {tuple(param.values) for param in PAIRS}
+    assert {case for case, _ in DEFAULT_PAIRS} == set(ALL_CASES)
+    assert {completion for _, completion in DEFAULT_PAIRS} == set(COMPLETIONS)
 
 
 def _mstep(model):

@@ -80,9 +80,15 @@ MCMC_EXPERIMENTS = ("cbpp_mcmc", "poisson_mcmc", "theophylline_saem", "salamande
                     "cbpp_loglik")
 
 
-@pytest.mark.parametrize("experiment", [name for name in EXPERIMENTS
-                                        if name not in ("all_scenarios", "stochastic_family")
-                                        and name not in MCMC_EXPERIMENTS])
+# Every scenario's model, data and start are built by tests/app/test_configs.py; end to end,
+# the default suite runs the main job, an HMM and a missing-data sweep, the others are slow.
+DEFAULT_END_TO_END = ("gmm_mcem", "casino_mcem", "faithful_missing_mcem")
+
+
+@pytest.mark.parametrize("experiment", [
+    pytest.param(name, marks=() if name in DEFAULT_END_TO_END else pytest.mark.slow)
+    for name in EXPERIMENTS
+    if name not in ("all_scenarios", "stochastic_family") and name not in MCMC_EXPERIMENTS])
 def test_experiment_runs_end_to_end(app, tmp_path, experiment):
     process = app(f"experiment={experiment}", *TINY, "hydra.sweep.dir=sweep")
     assert_succeeded(process)

@@ -20,6 +20,9 @@ TINY = ["num_iters=2", "seeds=[0,1]", "completion.num_samples=4", "++completion.
         "reference.num_iters=5"]
 
 
+# 80 s cold (three MCMC programs and the importance estimator); the app's MCMC path runs end to
+# end in tests/app/test_new_scenarios.py, the loglik option is read below.
+@pytest.mark.slow
 def test_cbpp_loglik_runs_end_to_end_and_draws_its_figure(app, tmp_path):
     process = app("experiment=cbpp_loglik", *TINY, "hydra.sweep.dir=sweep")
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]

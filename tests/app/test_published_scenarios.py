@@ -131,6 +131,8 @@ def job_tables(root):
     return sorted(path for path in root.glob("**/table.csv") if "report" not in path.parts)
 
 
+# 25 s cold; the scenario's data and exact EM are checked in the default suite above.
+@pytest.mark.slow
 def test_state_space_sweep_runs_end_to_end(app, tmp_path):
     """Exact EM, Monte Carlo EM and SAEM for two iterations; θ* is exact EM's, ℓ exact throughout."""
     process = app("experiment=state_space_em", "num_iters=2", "seeds=[0,1]", "completion.num_samples=2",

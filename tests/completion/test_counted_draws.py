@@ -12,6 +12,10 @@ with ``p`` the posterior and ``t_nl = ∂T/∂φ_nl`` (the statistics are linear
 the weights φ, so the Jacobian holds every row's statistics for every value).
 Means and covariances are judged by z-scores; so are the reported variances
 (``S · stderr²``, whose expectation is the per-draw variance ``S · diag Cov(T̄)``).
+
+Each model costs ~15 s to compile both paths; the default suite checks the
+coins, a full-covariance mixture and the dice sum (``DEFAULT_CASES``: one
+binomial, one Gaussian and one many-to-one latent), the other models are ``slow``.
 """
 
 import itertools
@@ -49,6 +53,7 @@ CASES = {
     "dice_sum": (se.models.DiceSum(3), RNG.integers(2, 7, 15)),
     "numpyro_coins": (se.models.from_numpyro(examples.coins, RNG.integers(0, 11, 6), 10), None),
 }
+DEFAULT_CASES = {"binomial_mixture", "gaussian_mixture_full", "dice_sum"}
 # Where the seeded start leaves nearly every posterior one-hot, a start whose posteriors are mixed.
 STARTS = {"gaussian_mixture_tied": {"weights": [0.5, 0.5], "means": [[-1.0, 0.0], [1.0, 0.0]],
                                     "covariances": [[2.0, 0.0], [0.0, 2.0]]}}
@@ -64,7 +69,8 @@ def exact_moments(model, params, data):
     return np.asarray(flat(posterior)), np.asarray(second - row_means.T @ row_means)
 
 
-@pytest.fixture(scope="module", params=sorted(CASES))
+@pytest.fixture(scope="module", params=[pytest.param(name, marks=() if name in DEFAULT_CASES else pytest.mark.slow)
+                                        for name in sorted(CASES)])
 def replicated(request):
     """For one model: exact moments and REPLICATES averages of S draws, by counts and explicitly."""
     model, data = CASES[request.param]
