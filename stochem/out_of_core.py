@@ -246,7 +246,7 @@ def _pass(params, chunks, first, step):
     return totals
 
 
-def fit_out_of_core(model, source, *, init=None, num_iters: int = 100, chunk_rows: int = 1 << 20,
+def fit_out_of_core(model, source, *, init=None, num_iters: int = 100, chunk_rows: int = 1 << 19,
                     tol: float | None = None, key=0) -> FitResult:
     """Exact EM with the data read from disk in chunks at every iteration.
 

@@ -96,7 +96,7 @@ def main() -> None:
         bounded_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
         return
     args = _common.arguments(__doc__.splitlines()[0], num_points=(int, 4_000_000, "rows of the file"),
-                             chunk_rows=(int, 1 << 20, "rows per chunk (fit_out_of_core's default)"),
+                             chunk_rows=(int, 1 << 19, "rows per chunk (fit_out_of_core's default)"),
                              large_points=(int, 40_000_000, "rows of the file larger than the memory limit"),
                              memory_limit_mib=(int, 1024, "data segment limit of the bounded-memory child"))
     num_points = 200_000 if args.quick else args.num_points
