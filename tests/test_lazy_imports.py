@@ -1,5 +1,5 @@
-"""Slow imports wait until they are needed: numpyro, scipy.stats and matplotlib are not loaded by
-``import stochem`` or by the app's entry point, and are loaded by what uses them."""
+"""Slow imports wait until they are needed: numpyro, scipy.stats, scipy.optimize and matplotlib are not
+loaded by ``import stochem`` or by the app's entry point, and are loaded by what uses them."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-HEAVY = ("numpyro", "scipy.stats", "matplotlib", "PIL")
+HEAVY = ("numpyro", "scipy.stats", "scipy.optimize", "matplotlib", "PIL")
 STEPS = {
     "import": "import stochem, stochem.models, stochem.app.main, stochem.app.job, stochem.app.report",
     "constraints": "stochem.models.BinomialMixture(2, 10).constraints",
     "figures": "import stochem.app.figures",
+    "quadrature": "import stochem.app.quadrature",  # the GLMM scenarios' reference
 }
 
 
@@ -27,6 +28,7 @@ def test_heavy_modules_are_loaded_by_what_uses_them_only():
     assert loaded["import"] == set(), loaded
     assert loaded["constraints"] == {"numpyro"}  # parameters in unconstrained space need numpyro
     assert {"matplotlib", "PIL"} <= loaded["figures"]
+    assert "scipy.optimize" in loaded["quadrature"]
 
 
 def test_the_numpyro_names_are_there_when_asked_for():

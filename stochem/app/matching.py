@@ -5,9 +5,10 @@ so EM runs from different seeds may end at the same fixed point with the
 components in a different order. Before measuring how far θ is from the
 exact-EM fixed point θ*, the components of θ are put in the order that fits θ*
 best: the permutation π minimizing ``Σ_k ‖c_π(k)(θ) − c_k(θ*)‖²`` where
-``c_k`` stacks every parameter entry of component ``k`` (solved with
-``scipy.optimize.linear_sum_assignment``). The matching is done for every
-iterate separately.
+``c_k`` stacks every parameter entry of component ``k`` (solved by trying
+every permutation for at most :data:`MAX_ENUMERATED_STATES` components, else
+with ``scipy.optimize.linear_sum_assignment``, imported only then: it costs
+half a second of import). The matching is done for every iterate separately.
 
 A hidden Markov model's states are exchangeable too, but relabelling them
 permutes both the rows and the columns of the transition matrix
@@ -30,7 +31,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from stochem.capabilities import LabelSymmetry
 from stochem.models.symmetry import NO_SYMMETRY, Symmetry
@@ -98,10 +98,21 @@ def match_components(params: dict, reference: dict, symmetry: Symmetry) -> dict:
     if rows is None:
         return params
     cost = np.sum((rows[:, None, :] - reference_rows[None, :, :]) ** 2, axis=-1)
+    return _reorder(params, symmetry, _best_assignment(cost))
+
+
+def _best_assignment(cost: np.ndarray) -> np.ndarray:
+    """``order`` minimizing ``Σ_k cost[order[k], k]`` (row ``order[k]`` of θ goes to position ``k``)."""
+    num_components = cost.shape[0]
+    if num_components <= MAX_ENUMERATED_STATES:
+        orders = np.array(list(itertools.permutations(range(num_components))))  # [P, K]
+        return orders[np.argmin(cost[orders, np.arange(num_components)].sum(axis=1))]
+    from scipy.optimize import linear_sum_assignment
+
     source, target = linear_sum_assignment(cost)
     order = np.empty_like(source)
     order[target] = source
-    return _reorder(params, symmetry, order)
+    return order
 
 
 def distance(params: dict, reference: dict, symmetry: Symmetry) -> float:

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 import stochem as se
-from stochem.app import cache, quadrature
+from stochem.app import cache
 from stochem.app.matching import distance
 from stochem.app.errors import instantiate
 from stochem.app.scenarios import Scenario
@@ -147,6 +147,8 @@ def quadrature_mle(model, num_nodes: int = 30) -> FixedPoint:
     ``beta`` and ``group_sd`` (see :mod:`stochem.app.quadrature`). Its
     ``loglik_of`` is the same quadrature, so the job's tables get ℓ(θ_t) too.
     """
+    from stochem.app import quadrature  # scipy.optimize: half a second of import, for these scenarios only
+
     _, arguments = model.arguments.rebuild(model.arguments.arrays)
     needed = ("design", "group", "counts", "num_groups")
     if any(name not in arguments for name in needed):

@@ -84,3 +84,17 @@ def test_distance_trace_matches_each_iterate_and_keeps_nan():
     for index, iterate in enumerate(iterates[:3]):
         assert distances.ravel()[index] == pytest.approx(
             brute_force_distance(iterate, reference, MIXTURE.component_fields))
+
+
+@pytest.mark.parametrize("num_components", [1, 3, 7, 8, 10])
+def test_the_best_assignment_is_the_linear_assignment_optimum(num_components):
+    """Enumeration (up to MAX_ENUMERATED_STATES components) and scipy's solver (beyond) find its minimum."""
+    from scipy.optimize import linear_sum_assignment
+
+    from stochem.app.matching import _best_assignment
+
+    cost = np.random.default_rng(num_components).random((num_components, num_components))
+    order = _best_assignment(cost)
+    assert sorted(order) == list(range(num_components))
+    rows, columns = linear_sum_assignment(cost)
+    np.testing.assert_allclose(cost[order, np.arange(num_components)].sum(), cost[rows, columns].sum(), rtol=1e-12)
