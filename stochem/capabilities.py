@@ -29,7 +29,9 @@ protocol                    members                                            n
                             ``(w = c / S [N, L], ℓ or None)`` with ``c_n ~``    ``ascent_monte_carlo``: S draws
                             Multinomial(S, P(m_n | o_n)); ``weighted_stats(     at a cost that does not grow
                             data, w)``; ``counted_stats(data, w)`` ->           with S
-                            ``(T(o, w), spread)``
+                            ``(T(o, w), spread)``; ``draw_counts(key,
+                            params, data, S)`` -> ``(w, T(o, w), spread,
+                            ℓ or None)`` (the two in one)
 :class:`ClosedFormMStep`    ``m_step(stats)`` = argmax_θ Q(θ)                  ``closed_form``, ``fit_stream``
 :class:`CompleteLikelihood`  ``complete_loglik(params, data, stats)`` = Q(θ)   ``gradient``, ``stochastic_newton``,
                             through the statistics, and ``constraints``        ``ascent_monte_carlo``,
@@ -138,6 +140,8 @@ class CountedDraws(Protocol):
     def weighted_stats(self, data, weights): ...
 
     def counted_stats(self, data, weights): ...
+
+    def draw_counts(self, key, params, data, num_samples): ...
 
 
 @runtime_checkable

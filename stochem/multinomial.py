@@ -24,16 +24,20 @@ small probabilities, never ``1 − p_a``).
 Why it is cheap: most rows of a fitted mixture put nearly all their
 probability on one category, so ``Y = 0`` is by far the likeliest outcome.
 Every row draws one uniform ``u`` (its first 32 bits, the rest only where
-they matter: :func:`_coarse_uniforms`); by Bernoulli's inequality
+they matter: :func:`coarse_uniforms`); by Bernoulli's inequality
 ``P(Y = 0) = (1 − q)^S ≥ 1 − S q``, so ``u ≤ 1 − S q`` proves that the inversion
-of ``Y`` gives 0, and then every count is known (``c_a = S``, the others 0).
-Only the rows left undecided are gathered and finished
-(:func:`gather_and_apply`, :data:`CHUNK` rows at a time, as many chunks as
-there are such rows): ``Y`` by inversion with the *same* ``u`` (so ``Y =
-F⁻¹(u)`` for every row) or by BTRS when its mean is 10 or more (a choice made
-from ``S q`` alone), then the split with fresh uniforms. The work is one
-uniform and a few operations per row, plus work in proportion to the rows
-whose counts are truly random (those with ``S q`` not small).
+of ``Y`` gives 0, and then every count is known (``c_a = S``, the others 0)
+(:func:`settle`). Only the rows left undecided are gathered and finished
+(:func:`finish_rows` through :func:`gather_and_apply`, :data:`CHUNK` rows at
+a time, as many chunks as there are such rows): ``Y`` by inversion with the
+*same* ``u`` (so ``Y = F⁻¹(u)`` for every row) or by BTRS when its mean is 10
+or more (a choice made from ``S q`` alone), then the split with fresh
+uniforms. The work is one uniform and a few operations per row, plus work in
+proportion to the rows whose counts are truly random (those with ``S q`` not
+small: about 0.4 µs a row on a 2-core CPU, some 25 times a row's share of an
+exact E-step). A model with a blocked pass calls :func:`settle` inside it
+and finishes the undecided rows after it (the Gaussian mixture's
+``draw_counts``), so that settled rows cost no second pass.
 
 Rounding: the uniforms have the precision of ``p``'s dtype; a search stops
 once the probability left is below rounding, and BTRS compares logarithms of
@@ -43,6 +47,7 @@ with a non-finite probability give NaN counts.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -56,6 +61,9 @@ INVERSION_LIMIT = 10.0
 
 # Rows gathered per chunk when the undecided rows are finished.
 CHUNK = 128
+
+# How a chunk finds its rows in the running count of active rows (see jnp.searchsorted).
+_SEARCH_METHOD = "scan"
 
 # Inversion steps per round of the search loop (fewer rounds, each a little longer).
 _STEPS_PER_ROUND = 4
@@ -77,15 +85,17 @@ def _stirling_remainder(k):
     return jnp.where(k < _TABLE_SIZE, table, series)
 
 
-def gather_and_apply(fn, key, active, inputs, outputs, chunk: int = CHUNK):
-    """``outputs`` with the rows where ``active`` holds replaced by ``fn`` of those rows.
+def gather_and_apply(fn, key, active, inputs, outputs, totals=(), chunk: int = CHUNK):
+    """``outputs`` with the rows where ``active`` holds replaced by ``fn`` of those rows, and ``totals``
+    plus what ``fn`` sums over them.
 
     The active rows are taken in order, ``chunk`` at a time, in a
     ``while_loop`` that runs ``ceil(#active / chunk)`` times. Chunk ``i`` finds
     its rows by a binary search in the running count of active rows, calls
-    ``fn(fold_in(key, i), chunk_inputs, valid) -> chunk_outputs`` (``valid``
-    marks real rows; padding rows repeat row 0 and are dropped) and writes the
-    results back. Every active row thus draws from its own stream.
+    ``fn(fold_in(key, i), chunk_inputs, valid) -> (chunk_outputs, chunk_sums)``
+    (``valid`` marks real rows; padding rows repeat row 0: their outputs are
+    dropped and ``fn`` must leave them out of its sums) and writes the results
+    back. Every active row thus draws from its own stream.
 
     Args:
         fn: the per-chunk function, vectorized over its rows.
@@ -93,29 +103,39 @@ def gather_and_apply(fn, key, active, inputs, outputs, chunk: int = CHUNK):
         active: ``[M]`` booleans.
         inputs: pytree of ``[M, ...]`` arrays.
         outputs: pytree of ``[M, ...]`` arrays, kept where ``active`` is false.
+        totals: pytree that ``fn``'s sums are added to.
         chunk: rows per call of ``fn``.
+
+    Returns:
+        ``(outputs, totals)``.
     """
+    return jax.lax.cond(jnp.any(active), lambda: _gather_and_apply(fn, key, active, inputs, outputs, totals, chunk),
+                        lambda: (outputs, totals))  # (no running count to compute when no row is active)
+
+
+def _gather_and_apply(fn, key, active, inputs, outputs, totals, chunk):
     num_rows = active.shape[0]
     chunk = min(chunk, num_rows)
     running = jnp.cumsum(active.astype(jnp.int32))
     num_active = running[-1]
 
     def needed(carry):
-        index, _ = carry
-        return index * chunk < num_active
+        return carry[0] * chunk < num_active
 
     def one_chunk(carry):
-        index, outputs = carry
+        index, outputs, totals = carry
         ranks = index * chunk + jnp.arange(1, chunk + 1, dtype=jnp.int32)
-        chosen = jnp.searchsorted(running, ranks, method="scan")
+        chosen = jnp.searchsorted(running, ranks, method=_SEARCH_METHOD)
         valid = ranks <= num_active
         chosen = jnp.where(valid, chosen, num_rows)
         safe = jnp.where(valid, chosen, 0)
-        results = fn(jax.random.fold_in(key, index), jax.tree_util.tree_map(lambda leaf: leaf[safe], inputs), valid)
+        results, sums = fn(jax.random.fold_in(key, index), jax.tree_util.tree_map(lambda leaf: leaf[safe], inputs),
+                           valid)
         outputs = jax.tree_util.tree_map(lambda out, new: out.at[chosen].set(new, mode="drop"), outputs, results)
-        return index + 1, outputs
+        return index + 1, outputs, jax.tree_util.tree_map(jnp.add, totals, sums)
 
-    return jax.lax.while_loop(needed, one_chunk, (jnp.asarray(0, jnp.int32), outputs))[1]
+    _, outputs, totals = jax.lax.while_loop(needed, one_chunk, (jnp.asarray(0, jnp.int32), outputs, totals))
+    return outputs, totals
 
 
 def binomial(key, trials, prob, complement=None, uniforms=None):
@@ -268,7 +288,7 @@ def _btrs(key, trials, prob, complement, active):
     return jax.lax.while_loop(not_all_accepted, one_round, start)[1]
 
 
-def _coarse_uniforms(key, num_rows, dtype):
+def coarse_uniforms(key, num_rows, dtype):
     """``(coarse [M], spacing)``: each row's uniform ``u`` is ``coarse + v · spacing``, ``v ~ U[0, 1)``.
 
     In float64, ``coarse = h · 2^-32`` with ``h`` 32 random bits (two rows per
@@ -303,57 +323,105 @@ def multinomial(key, num_trials, probs):
 def multinomial_columns(key, num_trials, probs_t):
     """:func:`multinomial` in the column layout: ``probs_t`` ``[L, M]`` (one column per row), counts ``[L, M]``.
 
-    For ``S = 1`` (a run-time test, so one program serves every ``S``) the one
-    draw is the inversion of the row's uniform, ``m = min {l : u < F_l}``
-    (``F_l`` the cumulative probabilities), computed along the rows with no rows
-    to finish. Each row's uniform is drawn coarse first (:func:`_coarse_uniforms`).
+    Each row's uniform is drawn coarse (:func:`coarse_uniforms`); :func:`settle`
+    decides the rows it can, and :func:`finish_rows` the others, :data:`CHUNK`
+    at a time (:func:`gather_and_apply`).
     """
     num_categories, num_rows = probs_t.shape
-    dtype = probs_t.dtype
-    total = jnp.asarray(num_trials, dtype)
-    valid = jnp.all(jnp.isfinite(probs_t), axis=0)
+    total = jnp.asarray(num_trials, probs_t.dtype)
     if num_categories == 1:  # one category takes every draw: nothing is random
-        return jnp.where(valid, total, jnp.nan)[None, :]
-    first_key, refine_key, finish_key = jax.random.split(key, 3)
-    coarse, spacing = _coarse_uniforms(first_key, num_rows, dtype)
+        return jnp.where(jnp.all(jnp.isfinite(probs_t), axis=0), total, jnp.nan)[None, :]
+    first_key, finish_key = jax.random.split(key)
+    coarse, spacing = coarse_uniforms(first_key, num_rows, probs_t.dtype)
+    settled = settle(total, probs_t, coarse, spacing)
+    settled_counts_t = settled.counts_t(total, num_categories)
+
+    def finish(chunk_key, inputs, valid):
+        del valid
+        return finish_rows(chunk_key, total, *inputs, spacing), ()
+
+    counts, _ = gather_and_apply(finish, finish_key, settled.undecided, (probs_t.T, coarse), settled_counts_t.T)
+    return counts.T
+
+
+class Settled(NamedTuple):
+    """What the coarse uniforms decide (:func:`settle`), row by row ``[M]``.
+
+    Attributes:
+        labels: the category that every draw of a settled row took.
+        undecided: the rows :func:`finish_rows` must draw.
+        valid: the rows whose probabilities are finite (the others have NaN counts).
+    """
+
+    labels: Any
+    undecided: Any
+    valid: Any
+
+    def counts_t(self, total, num_categories: int):
+        """``[L, M]`` counts of the settled rows (all ``total`` draws at the label); 0 in the undecided
+        rows, NaN in invalid ones."""
+        one_hot = (jnp.arange(num_categories)[:, None] == self.labels[None, :]) & ~self.undecided[None, :]
+        return jnp.where(self.valid[None, :], jnp.where(one_hot, total, 0.0), jnp.nan)
+
+
+def settle(total, probs_t, coarse, spacing) -> Settled:
+    """What each row's coarse uniform decides alone, for probabilities in the column layout ``[L, M]``.
+
+    Row ``r``'s uniform is ``u = coarse_r + v · spacing`` with ``v ~ U[0, 1)`` not yet drawn.
+    For ``S = 1`` (a run-time test, so one program serves every ``S``) the one
+    draw is the inversion ``m = min {l : u < F_l} = #{l < L − 1 : F_l <= u}``
+    (``F_l`` the cumulative probabilities), known unless some ``F_l`` lies in
+    ``(coarse, coarse + spacing)`` (chance about ``L · 2^-32`` a row in
+    float64). For ``S > 1``, with ``a`` the row's mode (the first largest
+    probability) and ``q = Σ_{l ≠ a} p_l``, ``u < coarse + spacing <= 1 − S q <=
+    (1 − q)^S = P(Y = 0)`` proves that the inversion of ``Y`` (the draws away
+    from the mode) gives 0: every draw is the mode.
+    """
+    # Category by category on [M] vectors: XLA's reductions over the short axis of [L, M] cost more.
+    rows = list(probs_t)
+    valid = functools.reduce(jnp.logical_and, [jnp.isfinite(row) for row in rows])
+    inversion, undecided_one, cumulative = jnp.zeros(coarse.shape, jnp.int32), jnp.zeros_like(valid), 0.0
+    for row in rows[:-1]:
+        cumulative = cumulative + row
+        inversion = inversion + (cumulative <= coarse).astype(jnp.int32)
+        undecided_one = undecided_one | ((coarse < cumulative) & (cumulative < coarse + spacing))
+    mode, largest = jnp.zeros(coarse.shape, jnp.int32), rows[0]
+    for category, row in enumerate(rows[1:], start=1):
+        mode, largest = jnp.where(row > largest, category, mode), jnp.maximum(row, largest)
+    away = functools.reduce(jnp.add, [jnp.where(mode == category, 0.0, row) for category, row in enumerate(rows)])
+    single = total == 1
+    undecided = valid & jnp.where(single, undecided_one, coarse + spacing > 1.0 - total * away)
+    return Settled(jnp.where(single, inversion, mode), undecided, valid)
+
+
+def finish_rows(key, total, probs, coarse, spacing):
+    """The counts ``[C, L]`` of rows (row layout ``probs [C, L]``) that :func:`settle` left undecided.
+
+    ``S = 1``: the inversion with the row's uniform refined. ``S > 1``: the
+    draws away from the mode and their split (:func:`_finish_many`).
+    """
+    if probs.shape[-1] == 1:  # one category takes every draw (settle leaves no such row undecided)
+        return jnp.broadcast_to(total, probs.shape).astype(probs.dtype)
 
     def one_draw():
-        cumulative = jnp.cumsum(probs_t[:-1], axis=0)  # F_l, l < L − 1
+        uniforms = coarse + jax.random.uniform(key, coarse.shape, coarse.dtype) * spacing
+        below = (uniforms[:, None] < jnp.cumsum(probs[:, :-1], axis=-1)).astype(probs.dtype)
+        return jnp.pad(below, ((0, 0), (0, 1)), constant_values=1.0) - jnp.pad(below, ((0, 0), (1, 0)))
 
-        def one_hot(uniforms):
-            below = (uniforms[None, :] < cumulative).astype(dtype)  # 1[m <= l]
-            return (jnp.concatenate([below, jnp.ones((1, num_rows), dtype)])
-                    - jnp.concatenate([jnp.zeros((1, num_rows), dtype), below]))
-
-        # u in [coarse, coarse + spacing) decides u < F_l unless F_l falls inside (chance ~ L 2^-32 a row).
-        undecided = jnp.any((coarse[None, :] < cumulative) & (cumulative < coarse[None, :] + spacing))
-        exact = lambda: one_hot(coarse + jax.random.uniform(refine_key, coarse.shape, dtype) * spacing)
-        return jnp.where(valid[None, :], jax.lax.cond(undecided, exact, lambda: one_hot(coarse)), jnp.nan)
-
-    def many_draws():
-        probs = probs_t.T
-        at_mode = jnp.arange(num_categories)[None, :] == jnp.argmax(probs, axis=-1)[:, None]
-        away = jnp.sum(jnp.where(at_mode, 0.0, probs), axis=-1)
-        # u < coarse + spacing <= 1 − S q <= (1 − q)^S = P(Y = 0): the inversion of Y gives 0,
-        # every draw is the mode.
-        settled = coarse + spacing <= 1.0 - total * away
-        counts = jnp.where(valid[:, None], jnp.where(at_mode, total, 0.0), jnp.nan)
-        finish = lambda chunk_key, inputs, _: _finish_rows(chunk_key, total, *inputs, spacing)
-        return gather_and_apply(finish, finish_key, valid & ~settled, (probs, at_mode, coarse), counts).T
-
-    return jax.lax.cond(total == 1, one_draw, many_draws)
+    return jax.lax.cond(total == 1, one_draw, lambda: _finish_many(key, total, probs, coarse, spacing))
 
 
-def _finish_rows(key, total, probs, at_mode, coarse, spacing):
-    """The counts of rows whose ``Y`` (draws away from the mode) is not known to be 0.
+def _finish_many(key, total, probs, coarse, spacing):
+    """The counts of rows whose ``Y`` (draws away from the mode) is not known to be 0, for ``S > 1``.
 
     ``Y ~ Binomial(S, q)`` with the row's own uniform ``u = coarse + v · spacing``
-    (``v`` uniform on ``[0, 1)``, drawn here: see :func:`_coarse_uniforms`), then the chain of
+    (``v`` uniform on ``[0, 1)``, drawn here: see :func:`coarse_uniforms`), then the chain of
     binomial conditionals over the other categories in index order (the last
     one takes what is left).
     """
     num_categories = probs.shape[-1]
-    mode = jnp.argmax(at_mode, axis=-1)
+    mode = jnp.argmax(probs, axis=-1)
+    at_mode = jnp.arange(num_categories)[None, :] == mode[:, None]
     # The other categories of each row, in index order: [C, L − 1].
     others = jnp.arange(num_categories - 1)[None, :] + (jnp.arange(num_categories - 1)[None, :] >= mode[:, None])
     other_probs = jnp.take_along_axis(probs, others, axis=-1)

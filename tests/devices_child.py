@@ -25,6 +25,7 @@ from stochem import devices  # noqa: E402
 LARGE = 2 * devices.MIN_POINTS_PER_DEVICE + 1
 SMALL = 300
 NUM_DRAWS = 40
+COUNTED_SAMPLES = 7  # S of the multinomial counts drawn over cut points
 
 
 def clusters(num_points: int, seed: int = 0) -> np.ndarray:
@@ -93,7 +94,28 @@ def _sampled_results(model, params, data, key):
                                     jnp.arange(NUM_DRAWS)),
         "mirrored_counts": jax.lax.map(lambda index: mirrored_sampler(jax.random.fold_in(key, index)).counts,
                                        jnp.arange(10)),
+        **_counted_results(model, params, data, key),
     }
+
+
+def _counted_results(model, params, data, key):
+    """``NUM_DRAWS`` draws of S = ``COUNTED_SAMPLES`` labels per point as counts (the model's one-pass
+    ``draw_counts``): the component counts, their reported per-draw variance ``S/(S−1) · spread``, how far
+    the summed statistics are from those of the returned shares, and the shares' row sums."""
+    def one(index):
+        weights, stats, spread, loglik = model.draw_counts(jax.random.fold_in(key, index), params, data,
+                                                           COUNTED_SAMPLES)
+        gap = jax.tree_util.tree_map(lambda a, b: jnp.max(jnp.abs(a - b)), model.weighted_stats(data, weights), stats)
+        row_sums = jnp.sum(weights, axis=1)
+        return (stats.counts, spread.counts * COUNTED_SAMPLES / (COUNTED_SAMPLES - 1.0),
+                jnp.max(jnp.stack(jax.tree_util.tree_leaves(gap))), jnp.stack([row_sums.min(), row_sums.max()]),
+                loglik)
+
+    counts, variances, gaps, row_sums, logliks = jax.lax.map(one, jnp.arange(NUM_DRAWS))
+    posterior = model.posterior(params, data)
+    return {"counted_counts": counts, "counted_variances": variances, "counted_gaps": gaps,
+            "counted_row_sums": row_sums, "counted_logliks": logliks,
+            "counted_exact_variances": jnp.sum(posterior * (1.0 - posterior), axis=0)}
 
 
 if __name__ == "__main__":

@@ -64,6 +64,18 @@ def test_draws_over_cut_points_follow_the_posterior(two_devices):
     assert len({tuple(row) for row in drawn}) > 1  # the draws differ from key to key
 
 
+def test_counts_over_cut_points_follow_the_posterior(two_devices):
+    """S labels per point as counts in one pass over cut points (and the point left over): component
+    counts and their reported variance against the exact ones (z-scores); the summed statistics are
+    those of the returned shares, whose rows sum to one; ℓ is exact."""
+    assert_mean_matches(two_devices["counted_counts"], two_devices["exact_counts"])
+    assert_mean_matches(two_devices["counted_variances"], two_devices["counted_exact_variances"])
+    assert np.all(two_devices["counted_gaps"] < 1e-8 * devices_child.LARGE)
+    np.testing.assert_allclose(two_devices["counted_row_sums"], 1.0, rtol=1e-12)
+    np.testing.assert_allclose(two_devices["counted_logliks"], two_devices["exact_loglik"], rtol=1e-12)
+    assert len({tuple(row) for row in two_devices["counted_counts"]}) > 1
+
+
 def test_each_device_draws_from_its_own_stream(two_devices):
     """Identical halves on the two devices: with one shared stream every count would be even."""
     counts = np.rint(two_devices["mirrored_counts"]).astype(int)

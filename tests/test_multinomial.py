@@ -99,7 +99,7 @@ def test_multinomial_counts_follow_the_multinomial_distribution(num_trials, coar
     less than half the probability (the binomial of the draws away from it is flipped); S = 1 is
     drawn by its own branch; "quarters" makes the coarse uniforms undecided almost everywhere."""
     if coarse == "quarters":
-        monkeypatch.setattr(multinomial_module, "_coarse_uniforms", quarter_grid_uniforms)
+        monkeypatch.setattr(multinomial_module, "coarse_uniforms", quarter_grid_uniforms)
     rows = np.array([[0.2, 0.5, 0.3], [0.9, 0.06, 0.04], [0.02, 0.01, 0.97], [0.0, 0.7, 0.3],
                      [0.3, 0.35, 0.35]])
     probs = jnp.asarray(np.repeat(rows, DRAWS, axis=0))
@@ -123,7 +123,7 @@ def test_multinomial_mean_and_covariance(num_trials, coarse, monkeypatch):
     flat: mean S p and covariance S (diag p − p pᵀ) by z-scores; also with a grid of coarse
     uniforms so coarse that every path through the refined uniform is taken."""
     if coarse == "quarters":
-        monkeypatch.setattr(multinomial_module, "_coarse_uniforms", quarter_grid_uniforms)
+        monkeypatch.setattr(multinomial_module, "coarse_uniforms", quarter_grid_uniforms)
     rows = np.array([[0.005, 0.97, 0.01, 0.01, 0.005], [0.1, 0.05, 0.4, 0.3, 0.15], [0.2, 0.2, 0.2, 0.2, 0.2]])
     probs = jnp.asarray(np.repeat(rows, 4000, axis=0))
     counts = np.asarray(jax.jit(multinomial)(jax.random.key(4), num_trials, probs)).reshape(3, 4000, 5)

@@ -156,15 +156,7 @@ def counted_draws(model, key, params, data, num_samples) -> CountedStats:
     ``num_samples`` may be a Python int or a traced int (at least 1).
     """
     num_samples = jnp.maximum(jnp.asarray(num_samples), 1)
-    weights, loglik = model.sample_counts(key, params, data, num_samples)
-
-    def one_draw():
-        # One-hot weights: every row's spread w t² − (w t)² is 0, so only the statistics are computed.
-        spread_shape = jax.eval_shape(model.counted_stats, data, weights)[1]
-        zeros = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), spread_shape)
-        return model.weighted_stats(data, weights), zeros
-
-    stats, spread = jax.lax.cond(num_samples > 1, lambda: model.counted_stats(data, weights), one_draw)
+    weights, stats, spread, loglik = model.draw_counts(key, params, data, num_samples)
     return CountedStats(weights, stats, spread, num_samples, loglik)
 
 

@@ -64,12 +64,12 @@ def map_and_sum_blocks(fn, block_size: int, arrays, axes):
     num_points = arrays[0].shape[axes[0]]
     mesh = devices.points_mesh(num_points)
     if mesh is None:
-        return _map_and_sum_blocks_here(fn, block_size, arrays, axes)
+        return map_and_sum_blocks_here(fn, block_size, arrays, axes)
     template, _ = jax.eval_shape(lambda: fn(0, *_blocks(arrays, axes, 0, block_size)))
     mapped_spec = PartitionSpec(*([None] * (len(template.shape) - 1) + [devices.POINTS_AXIS]))
 
     def share_pass(share_fn, shares):
-        mapped, summed = _map_and_sum_blocks_here(share_fn, block_size, shares, axes)
+        mapped, summed = map_and_sum_blocks_here(share_fn, block_size, shares, axes)
         return mapped, jax.lax.psum(summed, devices.POINTS_AXIS)
 
     (mapped, summed), leftover = _over_devices(mesh, share_pass, fn, block_size, arrays, axes,
@@ -138,8 +138,9 @@ def _sum_blocks_here(fn, block_size: int, arrays, axes):
     return total
 
 
-def _map_and_sum_blocks_here(fn, block_size: int, arrays, axes):
-    """:func:`map_and_sum_blocks` on one device; the output is written block by block into one array."""
+def map_and_sum_blocks_here(fn, block_size: int, arrays, axes):
+    """:func:`map_and_sum_blocks` over the points at hand, not spread over devices (e.g. inside a pass
+    over one device's share); the output is written block by block into one array."""
     num_points = arrays[0].shape[axes[0]]
     if num_points <= block_size:
         return fn(0, *arrays)

@@ -146,8 +146,25 @@ class CountedDrawsBase:
       ``Σ_n [Σ_l w_nl t_nl² − (Σ_l w_nl t_nl)²]`` with ``t_nl`` the statistics of
       row ``n`` with latent value ``l`` (``weighted_stats`` of that row and a
       one-hot weight). This generic spread evaluates every ``t_nl``, a few rows
-      at a time; a model with many statistics writes its own.
+      at a time; a model with many statistics writes its own;
+    * ``draw_counts(key, params, data, S)`` returns ``(w, T(o, w), spread, ℓ)``:
+      the two above, the spread computed only for ``S > 1`` (one draw has none).
+      A model with a blocked pass over its rows fuses them (the Gaussian mixture).
     """
+
+    def draw_counts(self, key, params, data, num_samples):
+        """``(w = c / S, T(o, w), spread, ℓ(θ) or None)`` from :meth:`sample_counts` and :meth:`counted_stats`."""
+        weights, loglik = self.sample_counts(key, params, data, num_samples)
+
+        def one_draw():
+            # One-hot weights: every row's spread w t² − (w t)² is 0, so only the statistics are computed.
+            spread_shape = jax.eval_shape(self.counted_stats, data, weights)[1]
+            zeros = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), spread_shape)
+            return self.weighted_stats(data, weights), zeros
+
+        stats, spread = jax.lax.cond(jnp.asarray(num_samples) > 1, lambda: self.counted_stats(data, weights),
+                                     one_draw)
+        return weights, stats, spread, loglik
 
     def sample_counts(self, key, params, data, num_samples):
         """``(c / S [N, L], ℓ(θ) or None)`` with ``c_n ~ Multinomial(S, P(m_n | o_n; θ))`` independently."""

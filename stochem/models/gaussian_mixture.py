@@ -18,6 +18,7 @@ log-likelihood in both paths.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import jax
@@ -25,14 +26,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlogy
 
-from stochem import _validation
+from stochem import _validation, multinomial
 from stochem import weights as sample_weights
 from stochem.models import _gaussian, missing_mixture
-from stochem.models._blocks import block_size_for, map_and_sum_blocks, sum_blocks
+from stochem.models._blocks import block_size_for, map_and_sum_blocks, map_and_sum_blocks_here, sum_blocks
 from stochem.models.base import AcceptsSampleWeights, FiniteLatentModel, ModelBase
 from stochem.models.missing_gaussian import MissingGaussianData
 from stochem.models.symmetry import Symmetry
-from stochem.multinomial import multinomial_columns
 
 COVARIANCE_TYPES = tuple(_gaussian.STRUCTURES)
 INIT_METHODS = ("kmeans++", "random_from_data")
@@ -456,7 +456,7 @@ class GaussianMixture(AcceptsSampleWeights, FiniteLatentModel):
         total = jnp.asarray(num_samples, x.dtype)
 
         def counts_of_share(index, share_t):
-            return multinomial_columns(jax.random.fold_in(key, index), total, share_t) / total, ()
+            return multinomial.multinomial_columns(jax.random.fold_in(key, index), total, share_t) / total, ()
 
         weights_t, _ = map_and_sum_blocks(counts_of_share, x.shape[0], (posterior_t,), (1,))
         return weights_t.T, loglik
@@ -470,20 +470,80 @@ class GaussianMixture(AcceptsSampleWeights, FiniteLatentModel):
 
         def block_pass(index, rows, weights_block, *block_row_weights):
             points_t, weights_t = rows.T, weights_block.T
-            spread_t = weights_t * (1.0 - weights_t)
-            if block_row_weights:
-                spread_t = spread_t * jnp.square(block_row_weights[0])[None, :]
-            spread = GaussianMixtureStats(
-                counts=jnp.sum(spread_t, axis=1),
-                first_moments=_gaussian.contract_points(spread_t, points_t * points_t),
-                second_moments=self._structure.second_moments_spread_columns(points_t, spread_t),
-            )
-            return self._suff_stats_columns(points_t, _weighted_columns(weights_t, *block_row_weights)), spread
+            return (self._suff_stats_columns(points_t, _weighted_columns(weights_t, *block_row_weights)),
+                    self._spread_columns(points_t, weights_t, *block_row_weights))
 
         arrays, axes = (x, weights), (0, 0)
         if row_weights is not None:
             arrays, axes = arrays + (row_weights,), axes + (0,)
         return sum_blocks(block_pass, self._block_size(x), arrays, axes)
+
+    def draw_counts(self, key, params, data, num_samples):
+        """``(w = c / S, T(x, w), spread, ℓ(θ))`` with ``c_n ~ Multinomial(S, P(m_n | x_n; θ))``, at
+        about the cost of an exact E-step.
+
+        Each device's share of the points (key ``fold_in(key, share)``) draws
+        its rows' coarse uniforms at once, then in one blocked pass computes
+        each block's posterior and ℓ, keeps the counts the uniforms settle
+        (:func:`stochem.multinomial.settle`: one label, whose spread is 0) and
+        sums their statistics; last it finishes the undecided rows, typically
+        few (:func:`stochem.multinomial.finish_rows`, their posterior computed
+        again), adding their statistics and spread. The sums meet once, as in
+        an exact E-step.
+        """
+        if self.missing:
+            return super().draw_counts(key, params, data, num_samples)
+        x, row_weights = sample_weights.split(data)
+        plan = self._density_plan(params)
+        total = jnp.asarray(num_samples, x.dtype)
+        block_size = self._block_size(x)
+
+        def settle_block(index, rows, coarse, spacing, *block_weights):
+            points_t = rows.T
+            posterior_t, loglik = _normalize_columns(self._log_joint_columns(plan, points_t), *block_weights)
+            # (c / S: a division, which XLA computes once rather than in each consumer of the shares.)
+            weights_t = multinomial.settle(total, posterior_t, coarse, spacing).counts_t(
+                total, self.num_components) / total  # 0 where undecided
+            return weights_t, (self._suff_stats_columns(points_t, _weighted_columns(weights_t, *block_weights)),
+                               loglik)
+
+        def finish(chunk_key, chunk, valid, spacing):
+            rows, coarse, *chunk_weights = chunk
+            points_t = rows.T
+            posterior_t, _ = _normalize_columns(self._log_joint_columns(plan, points_t))
+            weights_t = multinomial.finish_rows(chunk_key, total, posterior_t.T, coarse, spacing).T / total
+            row_scale = valid.astype(x.dtype) * (chunk_weights[0] if chunk_weights else 1.0)
+            return weights_t.T, (self._suff_stats_columns(points_t, weights_t * row_scale[None, :]),
+                                 self._spread_columns(points_t, weights_t, row_scale))
+
+        def share_pass(index, rows, *share_weights):
+            settle_key, finish_key = jax.random.split(jax.random.fold_in(key, index))
+            coarse, spacing = multinomial.coarse_uniforms(settle_key, rows.shape[0], x.dtype)
+            weights_t, (stats, loglik) = map_and_sum_blocks_here(
+                lambda block, *arrays: settle_block(block, *arrays[:2], spacing, *arrays[2:]), block_size,
+                (rows, coarse) + share_weights, (0,) * (2 + len(share_weights)))
+            # Settled rows sum to 1, invalid ones to NaN (added row by row: XLA's reduction over the short
+            # axis of a [K, N] array costs more than the block pass).
+            undecided = functools.reduce(jnp.add, list(weights_t)) == 0
+            zeros = jax.tree_util.tree_map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), stats)
+            weights, (stats, spread) = multinomial.gather_and_apply(
+                lambda chunk_key, chunk, valid: finish(chunk_key, chunk, valid, spacing), finish_key, undecided,
+                (rows, coarse) + share_weights, weights_t.T, (stats, zeros))
+            return weights.T, (stats, spread, loglik)
+
+        weights_t, (stats, spread, loglik) = map_and_sum_blocks(share_pass, x.shape[0], *_blocked(x, row_weights))
+        return weights_t.T, stats, spread, loglik
+
+    def _spread_columns(self, points_t, weights_t, *row_weights):
+        """``Σ_n r_n² w_nk (1 − w_nk) g(x_n)²`` for a block (column layout), as statistics (see :meth:`counted_stats`)."""
+        spread_t = weights_t * (1.0 - weights_t)
+        if row_weights:
+            spread_t = spread_t * jnp.square(row_weights[0])[None, :]
+        return GaussianMixtureStats(
+            counts=jnp.sum(spread_t, axis=1),
+            first_moments=_gaussian.contract_points(spread_t, points_t * points_t),
+            second_moments=self._structure.second_moments_spread_columns(points_t, spread_t),
+        )
 
     def _cumulative_posterior_columns(self, plan, points_t, *weights):
         """``(F [K − 1, B], Σ_n w_n ℓ_n)``: ``F_kn = Σ_{j≤k} P(m_n = j | x_n)`` and ``ℓ_n = log p(x_n)``."""

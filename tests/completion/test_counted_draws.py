@@ -27,9 +27,11 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import stochem as se
+from stochem import multinomial as multinomial_module
 from stochem.completion.sampling import counted_draws, draw_stats
 from tests.mc_checks import assert_mean_matches
 from tests.models import numpyro_examples as examples
+from tests.test_multinomial import quarter_grid_uniforms
 
 RNG = np.random.default_rng(1)
 NUM_SAMPLES = 4
@@ -110,6 +112,32 @@ def test_reported_standard_errors_are_unbiased(replicated, path):
     _, covariance, results = replicated
     _, stderrs = results[path]
     assert_mean_matches(NUM_SAMPLES * stderrs**2, np.diag(covariance))
+
+
+@pytest.mark.parametrize("num_samples", [1, 5])
+def test_mixture_one_pass_finishes_undecided_rows_with_sample_weights(num_samples, monkeypatch):
+    """The Gaussian mixture's one-pass ``draw_counts`` with coarse uniforms on a grid of four, so that
+    nearly every row is left undecided and finished apart, and with sample weights: the average's mean
+    and covariance and the reported per-draw variance against the exact moments (z-scores)."""
+    monkeypatch.setattr(multinomial_module, "coarse_uniforms", quarter_grid_uniforms)
+    model, points = CASES["gaussian_mixture_full"]
+    data = model.with_sample_weight(model.prepare_data(points), jnp.asarray(RNG.uniform(0.5, 2.0, len(points))))
+    params = se.fit(model, points, num_iters=0, key=3).params
+    mean, covariance = exact_moments(model, params, data)
+
+    def by_counts(key):
+        drawn = counted_draws(model, key, params, data, num_samples)
+        return ravel_pytree(drawn.mean())[0], ravel_pytree(drawn.stderr())[0]
+
+    averages, stderrs = map(np.asarray, jax.jit(jax.vmap(by_counts))(jax.random.split(jax.random.key(8), 2000)))
+    varying = np.diag(covariance) > 1e-12 * max(1.0, np.abs(mean).max())
+    assert_mean_matches(averages, mean)
+    centred = (averages - mean)[:, varying]
+    assert_mean_matches(centred**2, np.diag(covariance)[varying] / num_samples)
+    if num_samples > 1:
+        assert_mean_matches(num_samples * stderrs**2, np.diag(covariance))
+    else:
+        assert np.all(stderrs == 0.0)
 
 
 def test_one_draw_reports_zero_standard_error():
