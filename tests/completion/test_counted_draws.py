@@ -117,8 +117,9 @@ def test_reported_standard_errors_are_unbiased(replicated, path):
 @pytest.mark.parametrize("num_samples", [1, 5])
 def test_mixture_one_pass_finishes_undecided_rows_with_sample_weights(num_samples, monkeypatch):
     """The Gaussian mixture's one-pass ``draw_counts`` with coarse uniforms on a grid of four, so that
-    nearly every row is left undecided and finished apart, and with sample weights: the average's mean
-    and covariance and the reported per-draw variance against the exact moments (z-scores)."""
+    nearly every row is left undecided and finished apart (S = 5; S = 1 takes the one-draw pass), and
+    with sample weights: the average's mean and covariance and the reported per-draw variance against
+    the exact moments (z-scores)."""
     monkeypatch.setattr(multinomial_module, "coarse_uniforms", quarter_grid_uniforms)
     model, points = CASES["gaussian_mixture_full"]
     data = model.with_sample_weight(model.prepare_data(points), jnp.asarray(RNG.uniform(0.5, 2.0, len(points))))
