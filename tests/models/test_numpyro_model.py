@@ -520,9 +520,14 @@ def _cbpp_case():
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [_tobit_case, _student_t_case, _local_level_case, _cbpp_case])
 def test_draws_proposal_z_scores_are_standard_normal_over_50_seeds(case):
-    """Coverage of ±2 se near 95% and z-scores with mean 0 and sd 1 (50 seeds: mean within ±0.42, 3 sd)."""
+    """Coverage of ±2 se near 95% and z-scores with mean 0 and sd 1 (50 seeds: mean within ±0.42, 3 sd).
+
+    The unreliable flag (k̂ >= 0.7) is raised now and then by chance: for the censored regression
+    3 of 250 seeds (0 of 200 for the Student-t and local-level models, 2026-12-04). At a rate of
+    1.2%, 4 or more flags among 50 seeds have probability 0.3%, so up to 3 are allowed.
+    """
     model, params, exact = case()
-    z = _draws_loglik_z_scores(model, params, exact, 50)
+    z = _draws_loglik_z_scores(model, params, exact, 50, max_flagged=3)
     assert abs(z.mean()) < 3 / np.sqrt(50)
     assert 0.75 < z.std(ddof=1) < 1.3
     assert np.mean(np.abs(z) < 2) >= 0.86  # binomial(50, 0.95): P(< 43 covered) < 0.01
