@@ -62,9 +62,6 @@ INVERSION_LIMIT = 10.0
 # Rows gathered per chunk when the undecided rows are finished.
 CHUNK = 128
 
-# How a chunk finds its rows in the running count of active rows (see jnp.searchsorted).
-_SEARCH_METHOD = "scan"
-
 # Inversion steps per round of the search loop (fewer rounds, each a little longer).
 _STEPS_PER_ROUND = 4
 
@@ -125,7 +122,7 @@ def _gather_and_apply(fn, key, active, inputs, outputs, totals, chunk):
     def one_chunk(carry):
         index, outputs, totals = carry
         ranks = index * chunk + jnp.arange(1, chunk + 1, dtype=jnp.int32)
-        chosen = jnp.searchsorted(running, ranks, method=_SEARCH_METHOD)
+        chosen = jnp.searchsorted(running, ranks, method="scan")
         valid = ranks <= num_active
         chosen = jnp.where(valid, chosen, num_rows)
         safe = jnp.where(valid, chosen, 0)
