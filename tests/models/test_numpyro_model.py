@@ -746,7 +746,10 @@ def test_latents_with_an_improper_prior_are_found_without_sampling_and_fitted_li
     position = {"scale": jnp.linspace(-1.0, 1.0, y.size)}
     np.testing.assert_allclose(improper.potential_energy(params, data, position),
                                proper.potential_energy(params, data, position), rtol=1e-12)
-    fits = [se.fit(model, None, completion=se.mcmc(20), key=7, num_iters=2) for model in (improper, proper)]
+    # Without warm-up: step-size adaptation turns last-bit differences between the two compiled
+    # programs into different step sizes (seen with XLA CPU's older emitters), and then other chains.
+    fits = [se.fit(model, None, completion=se.mcmc(20, num_warmup=0), key=7, num_iters=2)
+            for model in (improper, proper)]
     np.testing.assert_allclose(fits[0].params.mu, fits[1].params.mu, rtol=1e-8)
     np.testing.assert_allclose(fits[0].params.rate, fits[1].params.rate, rtol=1e-8)
 
