@@ -82,6 +82,15 @@ def use_cpu_cores(num_cores: int | None = None) -> int:
     return wanted
 
 
+def on_accelerator() -> bool:
+    """Whether JAX's default backend is an accelerator (GPU, TPU) rather than the CPU.
+
+    Work sizes depend on it: a CPU wants small blocks that stay in its caches,
+    an accelerator large ones, since each block's kernels run one after another.
+    """
+    return jax.default_backend() != "cpu"
+
+
 def _mesh(axis_name: str) -> Mesh:
     return Mesh(np.asarray(jax.local_devices()), (axis_name,))
 

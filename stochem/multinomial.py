@@ -28,7 +28,7 @@ they matter: :func:`coarse_uniforms`); by Bernoulli's inequality
 ``P(Y = 0) = (1 − q)^S ≥ 1 − S q``, so ``u ≤ 1 − S q`` proves that the inversion
 of ``Y`` gives 0, and then every count is known (``c_a = S``, the others 0)
 (:func:`settle`). Only the rows left undecided are gathered and finished
-(:func:`finish_rows` through :func:`gather_and_apply`, :data:`CHUNK` rows at
+(:func:`finish_rows` through :func:`gather_and_apply`, :func:`chunk_rows` rows at
 a time, as many chunks as there are such rows): ``Y`` by inversion with the
 *same* ``u`` (so ``Y = F⁻¹(u)`` for every row) or by BTRS when its mean is 10
 or more (a choice made from ``S q`` alone), then the split with fresh
@@ -55,12 +55,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from stochem import devices
+
 # Binomials with mean n·min(p, 1−p) below this are drawn by inversion, the others by BTRS
 # (Hörmann's algorithm is built for means of 10 and more).
 INVERSION_LIMIT = 10.0
 
-# Rows gathered per chunk when the undecided rows are finished.
+# Rows gathered per chunk when the undecided rows are finished: few on a CPU (the chunks' work
+# is in proportion to their rows), many on an accelerator (each chunk's kernels run one after
+# another, so a small chunk leaves the device idle).
 CHUNK = 128
+ACCELERATOR_CHUNK = 8192
+
+
+def chunk_rows() -> int:
+    """Rows per chunk of :func:`gather_and_apply` on JAX's default backend."""
+    return ACCELERATOR_CHUNK if devices.on_accelerator() else CHUNK
 
 # Inversion steps per round of the search loop (fewer rounds, each a little longer).
 _STEPS_PER_ROUND = 4
@@ -82,7 +92,7 @@ def _stirling_remainder(k):
     return jnp.where(k < _TABLE_SIZE, table, series)
 
 
-def gather_and_apply(fn, key, active, inputs, outputs, totals=(), chunk: int = CHUNK):
+def gather_and_apply(fn, key, active, inputs, outputs, totals=(), chunk: int | None = None):
     """``outputs`` with the rows where ``active`` holds replaced by ``fn`` of those rows, and ``totals``
     plus what ``fn`` sums over them.
 
@@ -101,11 +111,12 @@ def gather_and_apply(fn, key, active, inputs, outputs, totals=(), chunk: int = C
         inputs: pytree of ``[M, ...]`` arrays.
         outputs: pytree of ``[M, ...]`` arrays, kept where ``active`` is false.
         totals: pytree that ``fn``'s sums are added to.
-        chunk: rows per call of ``fn``.
+        chunk: rows per call of ``fn``; ``None``: :func:`chunk_rows`.
 
     Returns:
         ``(outputs, totals)``.
     """
+    chunk = chunk_rows() if chunk is None else chunk
     return jax.lax.cond(jnp.any(active), lambda: _gather_and_apply(fn, key, active, inputs, outputs, totals, chunk),
                         lambda: (outputs, totals))  # (no running count to compute when no row is active)
 
@@ -321,7 +332,7 @@ def multinomial_columns(key, num_trials, probs_t):
     """:func:`multinomial` in the column layout: ``probs_t`` ``[L, M]`` (one column per row), counts ``[L, M]``.
 
     Each row's uniform is drawn coarse (:func:`coarse_uniforms`); :func:`settle`
-    decides the rows it can, and :func:`finish_rows` the others, :data:`CHUNK`
+    decides the rows it can, and :func:`finish_rows` the others, :func:`chunk_rows` rows
     at a time (:func:`gather_and_apply`).
     """
     num_categories, num_rows = probs_t.shape

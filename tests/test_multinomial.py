@@ -17,6 +17,7 @@ import pytest
 from scipy import stats
 
 import stochem as se
+from stochem import devices
 from stochem import multinomial as multinomial_module
 from stochem.multinomial import binomial, multinomial
 from tests.mc_checks import FAMILY_ALPHA, assert_mean_matches
@@ -116,24 +117,41 @@ def test_multinomial_counts_follow_the_multinomial_distribution(num_trials, coar
         assert pvalue > FAMILY_ALPHA / len(rows), (p, pvalue)
 
 
-@pytest.mark.parametrize("coarse", ["32 bits", "quarters"])
-@pytest.mark.parametrize("num_trials", [1, 40, 10**6])
-def test_multinomial_mean_and_covariance(num_trials, coarse, monkeypatch):
-    """Large and small S (S = 1 is its own branch), five categories, rows from nearly one-hot to
-    flat: mean S p and covariance S (diag p − p pᵀ) by z-scores; also with a grid of coarse
-    uniforms so coarse that every path through the refined uniform is taken."""
-    if coarse == "quarters":
-        monkeypatch.setattr(multinomial_module, "coarse_uniforms", quarter_grid_uniforms)
-    rows = np.array([[0.005, 0.97, 0.01, 0.01, 0.005], [0.1, 0.05, 0.4, 0.3, 0.15], [0.2, 0.2, 0.2, 0.2, 0.2]])
-    probs = jnp.asarray(np.repeat(rows, 4000, axis=0))
-    counts = np.asarray(jax.jit(multinomial)(jax.random.key(4), num_trials, probs)).reshape(3, 4000, 5)
-    for p, row_counts in zip(rows, counts):
+MOMENT_ROWS = np.array([[0.005, 0.97, 0.01, 0.01, 0.005], [0.1, 0.05, 0.4, 0.3, 0.15], [0.2, 0.2, 0.2, 0.2, 0.2]])
+
+
+def assert_multinomial_moments(num_trials, repeats):
+    """Counts of ``repeats`` copies of each of :data:`MOMENT_ROWS`: mean S p and covariance
+    S (diag p − p pᵀ) by z-scores."""
+    probs = jnp.asarray(np.repeat(MOMENT_ROWS, repeats, axis=0))
+    counts = np.asarray(jax.jit(multinomial)(jax.random.key(4), num_trials, probs)).reshape(3, repeats, 5)
+    for p, row_counts in zip(MOMENT_ROWS, counts):
         np.testing.assert_array_equal(row_counts.sum(axis=-1), num_trials)
         assert_mean_matches(row_counts, num_trials * p)
         centred = row_counts - num_trials * p
         products = (centred[:, :, None] * centred[:, None, :]).reshape(len(centred), -1)
         covariance = num_trials * (np.diag(p) - np.outer(p, p))
         assert_mean_matches(products, covariance.ravel())
+
+
+@pytest.mark.parametrize("coarse", ["32 bits", "quarters"])
+@pytest.mark.parametrize("num_trials", [1, 40, 10**6])
+def test_multinomial_mean_and_covariance(num_trials, coarse, monkeypatch):
+    """Large and small S (S = 1 is its own branch), five categories, rows from nearly one-hot to
+    flat; also with a grid of coarse uniforms so coarse that every path through the refined
+    uniform is taken."""
+    if coarse == "quarters":
+        monkeypatch.setattr(multinomial_module, "coarse_uniforms", quarter_grid_uniforms)
+    assert_multinomial_moments(num_trials, repeats=4000)
+
+
+def test_accelerator_chunks_give_the_same_distribution(monkeypatch):
+    """On an accelerator the undecided rows are finished 8192 at a time (here: two chunks, the
+    second partly padding), with the same distribution."""
+    monkeypatch.setattr(multinomial_module, "coarse_uniforms", quarter_grid_uniforms)
+    monkeypatch.setattr(devices, "on_accelerator", lambda: True)
+    assert multinomial_module.chunk_rows() == multinomial_module.ACCELERATOR_CHUNK == 8192
+    assert_multinomial_moments(40, repeats=3000)  # other shapes than above: traced anew
 
 
 @pytest.mark.parametrize("num_trials", [1, 7])

@@ -11,6 +11,7 @@ import pytest
 from scipy.special import logsumexp
 
 import stochem as se
+from stochem import devices
 from stochem.models import _blocks, gaussian_mixture
 
 REG_COVAR = 1e-6
@@ -90,6 +91,30 @@ def test_blocked_em_equals_plain_numpy_em(covariance_type, num_points):
         params, loglik = plain_em_step(x, params, covariance_type)
         logliks.append(loglik)
     np.testing.assert_allclose(result.trace.loglik[:num_iters], logliks, rtol=1e-12)
+    for ours, theirs in zip(result.params, params):
+        np.testing.assert_allclose(np.asarray(ours), theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("on_accelerator, expected", [
+    (False, {(200_000, 40): 256, (21_000, 9): 1024, (1_000_000, 3): 4096, (100, 3): 100, (10**6, 10**6): 64}),
+    (True, {(200_000, 40): 65_536, (21_000, 9): 21_000, (10**7, 3): 2**20, (100, 3): 100, (10**6, 10**6): 64}),
+])
+def test_blocks_are_cache_sized_on_a_cpu_and_large_on_an_accelerator(on_accelerator, expected, monkeypatch):
+    monkeypatch.setattr(devices, "on_accelerator", lambda: on_accelerator)
+    assert {shape: _blocks.block_size_for(*shape) for shape in expected} == expected
+
+
+def test_one_accelerator_sized_block_equals_plain_numpy_em(monkeypatch):
+    """With an accelerator's block size the 3,000 points are one block; EM is the textbook EM."""
+    monkeypatch.setattr(devices, "on_accelerator", lambda: True)
+    x = clusters(3_000, 3, 4, seed=5)  # a shape no other test traces: the program is traced anew
+    model = se.models.GaussianMixture(4, reg_covar=REG_COVAR)
+    assert model._block_size(x) == len(x)
+    start = start_for(x, 4, "full")
+    result = se.fit(model, x, init=dict(zip(("weights", "means", "covariances"), start)), num_iters=4)
+    params = start
+    for _ in range(4):
+        params, _ = plain_em_step(x, params, "full")
     for ours, theirs in zip(result.params, params):
         np.testing.assert_allclose(np.asarray(ours), theirs, rtol=1e-10, atol=1e-10)
 
