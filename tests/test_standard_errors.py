@@ -17,7 +17,7 @@ def autodiff_information(model, params, data, fixed=()):
     """−∇² ℓ(u) of the exact observed-data log-likelihood, in the same coordinates as Louis'."""
     fields = tuple(name for name in model.constraints if name not in fixed)
     u, unflatten = flat_unconstrained(model, params, fields)
-    return -jax.hessian(lambda flat: model.log_marginal(unflatten(flat), data))(u)
+    return -jax.jit(jax.hessian(lambda flat: model.log_marginal(unflatten(flat), data)))(u)
 
 
 @pytest.mark.parametrize("fixed", [(), ("weights",)])
@@ -108,7 +108,7 @@ def test_mcmc_louis_errors_match_the_exact_hessian_within_their_monte_carlo_erro
     def loglik(vector):
         return jnp.sum(jax.scipy.stats.norm.logpdf(y, vector[0], jnp.sqrt(vector[1] ** 2 + noise_sd**2)))
 
-    exact = np.sqrt(np.diag(np.linalg.inv(-jax.hessian(loglik)(jnp.array([mle["mu"], mle["tau"]])))))
+    exact = np.sqrt(np.diag(np.linalg.inv(-jax.jit(jax.hessian(loglik))(jnp.array([mle["mu"], mle["tau"]])))))
     errors = se.standard_errors(model, mle, None, completion=se.mcmc(2000, num_warmup=300), key=1)
     estimate = np.array([float(errors.params.mu), float(errors.params.tau)])
     mc_stderr = np.array([float(errors.params_mc_stderr.mu), float(errors.params_mc_stderr.tau)])

@@ -412,7 +412,7 @@ def test_em_recovers_the_dishonest_casino():
     loglik_of = jax.jit(lambda theta: model.log_marginal(casino_from_free(theta), data))
     estimate = casino_free_parameters(result.params)
     truth = casino_free_parameters(casino_params())
-    information = -np.asarray(jax.hessian(loglik_of)(estimate))
+    information = -np.asarray(jax.jit(jax.hessian(loglik_of))(estimate))
     assert np.linalg.eigvalsh(information).min() > 0  # a strict maximum
     standard_errors = np.sqrt(np.diag(np.linalg.inv(information)))
     z = (np.asarray(estimate) - np.asarray(truth)) / standard_errors

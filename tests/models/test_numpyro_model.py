@@ -112,9 +112,10 @@ def test_exact_em_follows_the_hand_written_model(name):
 def test_log_marginal_matches_hand_written_model_at_random_params(name):
     _, _, hand, hand_data, _, _ = SCENARIOS[name]
     model = _model(name)
-    params = hand.init_params(jax.random.key(7), hand.prepare_data(hand_data))
-    ours = model.log_marginal(model.params_type(*params), model.prepare_data(None))
-    np.testing.assert_allclose(ours, hand.log_marginal(params, hand.prepare_data(hand_data)), rtol=1e-12)
+    # Each evaluation compiled as one program (op by op, every operation would compile on its own).
+    params = jax.jit(type(hand).init_params, static_argnums=0)(hand, jax.random.key(7), hand.prepare_data(hand_data))
+    ours = jax.jit(model.log_marginal)(model.params_type(*params), model.prepare_data(None))
+    np.testing.assert_allclose(ours, jax.jit(hand.log_marginal)(params, hand.prepare_data(hand_data)), rtol=1e-12)
 
 
 def _log_factor_model(y, num_repeats):
@@ -144,12 +145,15 @@ def test_enumeration_matches_brute_force_over_all_assignments():
                                                 {"level": level, "sign": one_sign})[0]
         return jax.vmap(per_sign)(signs)
 
-    joint = jax.vmap(every_assignment)(levels)  # [27 level assignments, 8 sign assignments]
-    np.testing.assert_allclose(model.log_marginal(params, data), logsumexp(joint), rtol=1e-12)
+    joint = jax.jit(jax.vmap(every_assignment))(levels)  # [27 level assignments, 8 sign assignments]
+    np.testing.assert_allclose(jax.jit(model.log_marginal)(params, data), logsumexp(joint), rtol=1e-12)
     latent = {"level": jnp.array([[2], [0], [1]]), "sign": jnp.array([[1], [0], [1]])}
-    stats = model.suff_stats(data, latent)
-    np.testing.assert_allclose(model.complete_loglik(params, data, stats), model.log_joint(params, data, latent),
-                               rtol=1e-12)
+
+    @jax.jit
+    def complete_and_joint(params, data, latent):
+        return model.complete_loglik(params, data, model.suff_stats(data, latent)), model.log_joint(params, data, latent)
+
+    np.testing.assert_allclose(*complete_and_joint(params, data, latent), rtol=1e-12)
 
 
 # ------------------------------------------------------------ sampled EM
@@ -767,11 +771,13 @@ def mixture_model():
 
 def _brute_force_over_labels(model_fn, args, params, continuous, site, num_labels, size):
     """log Σ over every assignment of the discrete ``site`` of numpyro's own log density."""
-    values = []
-    for labels in itertools.product(range(num_labels), repeat=size):
-        latent = {**params, **continuous, site: jnp.asarray(labels)}
-        values.append(log_density(model_fn, args, {}, latent)[0])
-    return logsumexp(jnp.asarray(values))
+    assignments = jnp.asarray(list(itertools.product(range(num_labels), repeat=size)))
+
+    def log_joint(labels):
+        fixed = {name: jnp.asarray(value) for name, value in {**params, **continuous}.items()}
+        return log_density(model_fn, args, {}, {**fixed, site: labels})[0]
+
+    return logsumexp(jax.jit(jax.vmap(log_joint))(assignments))
 
 
 def test_a_parallel_enumerated_site_is_summed_out_of_the_density_the_chain_sees():
@@ -785,14 +791,15 @@ def test_a_parallel_enumerated_site_is_summed_out_of_the_density_the_chain_sees(
     intercept = jnp.array([0.4, -0.7])
     exact = _brute_force_over_labels(examples.mixture_with_random_intercept, args, MIXTURE_PARAMS,
                                      {"intercept": intercept}, "component", 2, 8)
-    np.testing.assert_allclose(model.log_joint(params, data, {"intercept": intercept}), exact, rtol=1e-12)
+    np.testing.assert_allclose(jax.jit(model.log_joint)(params, data, {"intercept": intercept}), exact, rtol=1e-12)
     # The intercept's support is the real line: no Jacobian, U = −log p(o, z).
-    np.testing.assert_allclose(model.potential_energy(params, data, {"intercept": intercept}), -exact, rtol=1e-12)
+    np.testing.assert_allclose(jax.jit(model.potential_energy)(params, data, {"intercept": intercept}), -exact,
+                               rtol=1e-12)
     # Labels given the intercepts: Bayes' rule observation by observation, with scipy.
     x, y, group, _ = args
     joint = MIXTURE_PARAMS["weights"] * stats.norm.pdf(
         y[:, None], np.asarray(intercept)[group][:, None] + MIXTURE_PARAMS["slopes"] * x[:, None], 0.6)
-    np.testing.assert_allclose(model.label_probs(params, data, {"intercept": intercept}),
+    np.testing.assert_allclose(jax.jit(model.label_probs)(params, data, {"intercept": intercept}),
                                joint / joint.sum(axis=1, keepdims=True), rtol=1e-10)
 
 
@@ -830,8 +837,10 @@ def test_mixed_latents_fit_by_mcmc_em_and_refuse_exact(mixture_model):
     draws = se.models.numpyro_model.LatentDraws({"intercept": jnp.zeros((3, 6)) + jnp.arange(3.0)[:, None]})
     params = mixture_model.params_type(**MIXTURE_PARAMS)
     data = mixture_model.prepare_data(None)
-    per_draw = [mixture_model.log_joint(params, data, {"intercept": draws.draws["intercept"][s]}) for s in range(3)]
-    np.testing.assert_allclose(mixture_model.complete_loglik(params, data, draws), np.mean(per_draw), rtol=1e-12)
+    log_joint = jax.jit(mixture_model.log_joint)
+    per_draw = [log_joint(params, data, {"intercept": draws.draws["intercept"][s]}) for s in range(3)]
+    np.testing.assert_allclose(jax.jit(mixture_model.complete_loglik)(params, data, draws), np.mean(per_draw),
+                               rtol=1e-12)
 
 
 @pytest.mark.slow  # heavy (30–60 s); the default suite covers the path more cheaply elsewhere

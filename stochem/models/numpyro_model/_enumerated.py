@@ -283,10 +283,13 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
     def check_structure(self, params, data) -> None:
         """On concrete values: plate sites vary along the plate, outside sites ignore the latents.
 
+        The log probabilities are computed by one compiled program (op by op, each
+        operation of the model would compile on its own).
+
         Raises:
             ValueError: naming the site that breaks the structure.
         """
-        check_table_structure(self.plan, self.site_log_probs(params, data), self.latent_names)
+        check_table_structure(self.plan, jax.jit(self.site_log_probs)(params, data), self.latent_names)
 
     # --------------------------------------------------------- capabilities
     def posterior(self, params, data=None):

@@ -197,10 +197,18 @@ def estimate_loglik(model, params, key, num_samples: int = 1000, proposal: str =
     if isinstance(key, int):
         key = jax.random.key(key)
     if not isinstance(model, LatentDensity):
-        return _exact(model.log_marginal(params, data))
+        return _exact(jax.jit(model.log_marginal)(params, data))
     if proposal != "draws":
-        return _estimate(model, key, params, data, num_samples, proposal, num_optimizer_steps)
+        return _proposal_estimator(model, num_samples, proposal, num_optimizer_steps)(key, params, data)
     return _draws_estimator(model, latent_groups(model), num_samples, num_draws, num_warmup)(key, params, data)
+
+
+@functools.lru_cache(maxsize=16)
+def _proposal_estimator(model, num_samples, proposal, num_optimizer_steps):
+    """The compiled ``(key, params, data) -> LoglikEstimate`` of :func:`estimate_loglik` with ``"laplace"``
+    or ``"prior"``."""
+    return jax.jit(lambda key, params, data: _estimate(model, key, params, data, num_samples, proposal,
+                                                       num_optimizer_steps))
 
 
 @functools.lru_cache(maxsize=16)

@@ -137,10 +137,17 @@ class MixedNumpyroModel(SampledLatentsModel):
         return jax.nn.softmax(local, axis=-1)
 
     def check_structure(self, params, data, latent) -> None:
-        """On concrete values: sites outside the discrete sites' plate do not depend on them."""
-        args, kwargs = self.arguments.rebuild(data)
-        log_probs = configuration_log_probs(self._with_continuous(params, latent), args, kwargs,
-                                            self.discrete_sites, self.plan, self._discrete_shapes)
+        """On concrete values: sites outside the discrete sites' plate do not depend on them.
+
+        The log probabilities are computed by one compiled program (op by op, each
+        operation of the model would compile on its own).
+        """
+        def log_probs_of(params, data, latent):
+            args, kwargs = self.arguments.rebuild(data)
+            return configuration_log_probs(self._with_continuous(params, latent), args, kwargs,
+                                           self.discrete_sites, self.plan, self._discrete_shapes)
+
+        log_probs = jax.jit(log_probs_of)(params, data, latent)
         check_table_structure(self.plan, log_probs, [site.name for site in self.discrete_sites])
 
     def latent_posterior(self, params, data=None, *, key=0, num_samples=1000, num_warmup=500) -> LatentPosterior:
