@@ -89,6 +89,7 @@ def generalized_pareto_shape(exceedances):
     return (n * k_hat + 10 * 0.5) / (n + 10)
 
 
+@jax.jit  # one program when called outside jit (op by op, each operation would compile on its own)
 def pareto_k(log_weights):
     """The PSIS diagnostic ``k̂`` of a vector of log importance weights (``S`` static)."""
     num_samples = log_weights.shape[0]
@@ -110,6 +111,7 @@ def _log_mean_exp(log_weights):
     return logsumexp(log_weights) - jnp.log(log_weights.shape[0])
 
 
+@jax.jit  # as pareto_k
 def log_mean_weight(log_weights) -> LogWeightSummary:
     """``log mean(w)`` with its bias removed, its Monte Carlo variance and the Pareto ``k̂`` (``S`` even)."""
     num_samples = log_weights.shape[0]

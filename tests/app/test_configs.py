@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
@@ -74,7 +75,7 @@ def test_scenario_builds_its_model_data_and_start(scenario):
     for value in built.init:
         assert np.all(np.isfinite(value))
     if isinstance(built.model, TractableLikelihood):  # not for continuous latents (their ℓ: tests/app/test_new_scenarios.py)
-        assert np.isfinite(float(built.model.log_marginal(built.init, prepared)))
+        assert np.isfinite(float(jax.jit(built.model.log_marginal)(built.init, prepared)))
     assert built.distance_tol > 0
 
 

@@ -63,12 +63,18 @@ STARTS = {"gaussian_mixture_tied": {"weights": [0.5, 0.5], "means": [[-1.0, 0.0]
 
 def exact_moments(model, params, data):
     """``(E[T̄], Cov(T̄) · S)`` of one draw's statistics, flattened, from the posterior and ``t_nl``."""
-    posterior = model.categorical_posterior(params, data)
-    flat = lambda weights: ravel_pytree(model.weighted_stats(data, weights))[0]  # noqa: E731
-    per_value = jax.jacfwd(flat)(posterior)  # [entries, N, L]: t_nl for every entry
-    row_means = jnp.einsum("enl,nl->ne", per_value, posterior)
-    second = jnp.einsum("enl,fnl,nl->ef", per_value, per_value, posterior)
-    return np.asarray(flat(posterior)), np.asarray(second - row_means.T @ row_means)
+
+    @jax.jit  # one program rather than op by op
+    def moments(params, data):
+        posterior = model.categorical_posterior(params, data)
+        flat = lambda weights: ravel_pytree(model.weighted_stats(data, weights))[0]  # noqa: E731
+        per_value = jax.jacfwd(flat)(posterior)  # [entries, N, L]: t_nl for every entry
+        row_means = jnp.einsum("enl,nl->ne", per_value, posterior)
+        second = jnp.einsum("enl,fnl,nl->ef", per_value, per_value, posterior)
+        return flat(posterior), second - row_means.T @ row_means
+
+    mean, covariance = moments(params, data)
+    return np.asarray(mean), np.asarray(covariance)
 
 
 @pytest.fixture(scope="module", params=[pytest.param(name, marks=() if name in DEFAULT_CASES else pytest.mark.slow)

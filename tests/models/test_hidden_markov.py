@@ -79,9 +79,9 @@ def test_posterior_likelihood_and_stats_equal_enumeration(emission):
         likelihoods = [gaussian_likelihoods(params, x) for x in sequences]
     data = model.prepare_data(sequences)
     prepared = model.prepare_params(params, data)
-    posterior = model.posterior(prepared, data)
+    posterior = jax.jit(model.posterior)(prepared, data)  # one program rather than op by op
     dense_pairs = np.asarray(posterior.transitions.dense())
-    stats = model.expected_stats(prepared, data)
+    stats = jax.jit(model.expected_stats)(prepared, data)
 
     total_loglik = 0.0
     expected = {"initial": 0.0, "transitions": 0.0, "emissions": 0.0, "counts": 0.0, "first": 0.0,
