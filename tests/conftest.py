@@ -20,7 +20,8 @@ of its MLIR fusion emitters). Measured on the 2-core CPU, on
 0 with the fusion emitters, 8.4 s without them (17.2 s at XLA's default level
 without them). Both are compile options, so these programs have their own
 cache entries. ``--xla-compile=default`` compiles as users' programs do;
-subprocesses the tests start inherit the choice through ``XLA_FLAGS``.
+subprocesses the tests start inherit the choice through ``XLA_FLAGS``, except
+the benchmark scripts' (``tests/xla_flags.py``).
 """
 
 import os
@@ -29,6 +30,8 @@ from pathlib import Path
 
 import jax
 import pytest
+
+from tests.xla_flags import use_fast_xla_compilation
 
 jax.config.update("jax_enable_x64", True)
 
@@ -48,22 +51,6 @@ def jax_cache_folder(config) -> Path | None:
     """The compilation cache folder the tests use, or ``None`` when it is off."""
     chosen = config.getoption("--jax-cache-dir") or os.environ.get("JAX_COMPILATION_CACHE_DIR") or DEFAULT_CACHE
     return None if str(chosen).lower() == "none" else Path(chosen)
-
-
-FAST_COMPILE_FLAGS = {
-    "--xla_backend_optimization_level": "0",
-    "--xla_cpu_use_fusion_emitters": "false",
-}
-
-
-def use_fast_xla_compilation() -> None:
-    """Add :data:`FAST_COMPILE_FLAGS` to ``XLA_FLAGS``, keeping any of them already set there.
-
-    Must run before JAX starts its CPU backend, which reads ``XLA_FLAGS`` once.
-    """
-    flags = os.environ.get("XLA_FLAGS", "")
-    added = [f"{name}={value}" for name, value in FAST_COMPILE_FLAGS.items() if name not in flags]
-    os.environ["XLA_FLAGS"] = " ".join([flags, *added]).strip()
 
 
 def pytest_configure(config):

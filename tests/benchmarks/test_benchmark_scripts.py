@@ -11,13 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.xla_flags import users_environment
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPOSITORY / "experiments" / "benchmarks"
 
 
-def run(script, *arguments, timeout=300):
+def run(script, *arguments, timeout=300, as_users=False):
+    """The script's output; ``as_users``: compiled as users' programs are, not with the tests' fast flags
+    (the app benchmark requires exact EM identical to the build before, bit for bit)."""
     return subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments], cwd=REPOSITORY,
-                          capture_output=True, text=True, timeout=timeout, check=True).stdout
+                          capture_output=True, text=True, timeout=timeout, check=True,
+                          env=users_environment() if as_users else None).stdout
 
 
 def test_gmm_benchmark_matches_scikit_learn_in_quick_mode(tmp_path):
@@ -32,7 +37,7 @@ def test_gmm_benchmark_matches_scikit_learn_in_quick_mode(tmp_path):
 
 @pytest.mark.slow
 def test_run_all_quick_prints_every_goal_and_the_results_agree():
-    output = run("run_all.py", "--quick", timeout=900)
+    output = run("run_all.py", "--quick", timeout=900, as_users=True)
     summary = output[output.index("## All goals"):]
     rows = [line.split(" | ") for line in summary.splitlines() if line.startswith("| ") and "---" not in line][1:]
     scripts = {row[0].strip("| ") for row in rows}
@@ -46,7 +51,7 @@ def test_run_all_quick_prints_every_goal_and_the_results_agree():
 @pytest.mark.slow
 def test_app_wall_time_runs_a_sweep_cold_then_warm_to_the_same_results_as_the_build_before(tmp_path):
     goals_path = tmp_path / "goals.json"
-    output = run("app_wall_time.py", "--quick", "--goals-json", str(goals_path), timeout=1200)
+    output = run("app_wall_time.py", "--quick", "--goals-json", str(goals_path), timeout=1200, as_users=True)
     for part in ("before first job", "reference θ*", "fits: compile", "report", "total (wall)", "current / before"):
         assert part in output
     goals = json.loads(goals_path.read_text())

@@ -399,8 +399,10 @@ def test_loglik_in_the_trace_is_an_importance_estimate_that_leaves_em_unchanged(
 
     laplace = se.fit(model, None, completion=completion, num_iters=5, key=3,
                      loglik=se.importance_loglik(200, every=2, proposal="laplace"))
-    # Its own PRNG stream: the EM iterates are those of the plain run.
-    np.testing.assert_array_equal(np.asarray(laplace.trace.params.mu), np.asarray(plain.trace.params.mu))
+    # Its own PRNG stream: the EM iterates are those of the plain run (up to rounding: the two
+    # programs differ, and XLA CPU's older emitters, which the tests use, round them differently).
+    np.testing.assert_allclose(np.asarray(laplace.trace.params.mu), np.asarray(plain.trace.params.mu),
+                               rtol=1e-12)
     recorded = np.array([0, 2, 4, 5])  # every 2nd iteration and the final parameters
     skipped = np.array([1, 3])
     assert np.all(np.isnan(laplace.trace.loglik[skipped])) and np.all(np.isnan(laplace.trace.loglik_stderr[skipped]))
