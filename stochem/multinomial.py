@@ -72,6 +72,7 @@ def chunk_rows() -> int:
     """Rows per chunk of :func:`gather_and_apply` on JAX's default backend."""
     return ACCELERATOR_CHUNK if devices.on_accelerator() else CHUNK
 
+
 # Inversion steps per round of the search loop (fewer rounds, each a little longer).
 _STEPS_PER_ROUND = 4
 
