@@ -76,6 +76,6 @@ def pytest_collection_modifyitems(config, items):
     (about 20 s each) and every other module-scoped fixture.
     """
     for item in items:
-        definitions = getattr(item, "_fixtureinfo").name2fixturedefs.values()
+        definitions = item._fixtureinfo.name2fixturedefs.values()
         if any(definition[-1].scope == "module" for definition in definitions):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
