@@ -26,6 +26,7 @@ from stochem.capabilities import RowData, require
 from stochem.completion.chain import chain
 from stochem.completion.exact import exact
 from stochem.completion.stochastic_approximation import robbins_monro, saem_step_size
+from stochem.subsets import distinct_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Minibatch:
         batch_size = self.batch_size
 
         def choose(key, data):
-            return jax.random.choice(key, model.num_rows(data), (batch_size,), replace=False)
+            return distinct_rows(key, model.num_rows(data), batch_size)
 
         def check_data(data):
             rows = model.num_rows(data)
