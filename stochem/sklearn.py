@@ -59,6 +59,12 @@ SKIPPED_CHECKS: dict[str, str] = {}
 
 
 @functools.partial(jax.jit, static_argnums=0)
+def _start_from_responsibilities(model, points, responsibilities):
+    """The M-step from given responsibilities ``[N, K]``: a start as scikit-learn draws it (one program)."""
+    return model.m_step(model.suff_stats(points, responsibilities))
+
+
+@functools.partial(jax.jit, static_argnums=0)
 def _log_joint_table(model, params, points):
     """``log w_k + log N(x_n; μ_k, Σ_k)``, ``[N, K]`` (compiled once per model and shape)."""
     return model.log_joint_table(params, points)
@@ -286,7 +292,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         covariances = None if precisions is None else _covariances_from_precisions(precisions,
                                                                                    self.covariance_type)
         if weights is None or means is None or covariances is None:
-            drawn = model.m_step(model.suff_stats(X, self._responsibilities(X, random_state)))
+            drawn = _start_from_responsibilities(model, X, self._responsibilities(X, random_state))
             weights = np.asarray(drawn.weights) if weights is None else weights
             means = np.asarray(drawn.means) if means is None else means
             covariances = np.asarray(drawn.covariances) if covariances is None else covariances

@@ -43,6 +43,7 @@ from numpyro.infer.util import compute_log_probs
 
 from stochem import _validation
 from stochem.capabilities import LatentDensity
+from stochem.compiled import call_compiled
 from stochem.models.base import CountedDrawsBase
 from stochem.models.numpyro_model._model import NumpyroModel
 from stochem.models.numpyro_model._sampled import LatentPosterior
@@ -283,13 +284,12 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
     def check_structure(self, params, data) -> None:
         """On concrete values: plate sites vary along the plate, outside sites ignore the latents.
 
-        The log probabilities are computed by one compiled program (op by op, each
-        operation of the model would compile on its own).
+        The log probabilities are computed by one compiled program (:mod:`stochem.compiled`).
 
         Raises:
             ValueError: naming the site that breaks the structure.
         """
-        check_table_structure(self.plan, jax.jit(self.site_log_probs)(params, data), self.latent_names)
+        check_table_structure(self.plan, call_compiled(self.site_log_probs, params, data), self.latent_names)
 
     # --------------------------------------------------------- capabilities
     def posterior(self, params, data=None):
@@ -384,7 +384,7 @@ class EnumeratedNumpyroModel(CountedDrawsBase, NumpyroModel):
         super().check_params(arrays, data)
         if data is not None:
             params = self.params_type(**{name: jnp.asarray(value) for name, value in arrays.items()})
-            local, _ = self.log_joint_tables(params, data)
+            local, _ = call_compiled(self.log_joint_tables, params, data)
             _validation.check_observations_possible("init", local)
 
     # ------------------------------------------------------------------ rows

@@ -44,6 +44,7 @@ from numpyro.infer.util import compute_log_probs
 
 from stochem import _validation
 from stochem.capabilities import LatentDensity, TractableLikelihood
+from stochem.compiled import call_compiled
 from stochem.importance import PARETO_K_THRESHOLD, log_mean_weight
 from stochem.models.numpyro_model._factorization import LatentGroups, find_groups
 from stochem.models.numpyro_model._group_importance import group_importance_loglik
@@ -197,7 +198,7 @@ def estimate_loglik(model, params, key, num_samples: int = 1000, proposal: str =
     if isinstance(key, int):
         key = jax.random.key(key)
     if not isinstance(model, LatentDensity):
-        return _exact(jax.jit(model.log_marginal)(params, data))
+        return _exact(call_compiled(model.log_marginal, params, data))
     if proposal != "draws":
         return _proposal_estimator(model, num_samples, proposal, num_optimizer_steps)(key, params, data)
     return _draws_estimator(model, latent_groups(model), num_samples, num_draws, num_warmup)(key, params, data)

@@ -33,7 +33,7 @@ from numpyro.infer.util import log_density
 from stochem import _validation
 from stochem.models.base import ModelBase
 from stochem.models.numpyro_model._arguments import ModelArguments
-from stochem.models.numpyro_model._sites import ModelSites, without_sampling
+from stochem.models.numpyro_model._sites import ModelSites, where_values_lie, without_sampling
 from stochem.mstep.gradient import gradient
 
 # One params class per tuple of field names, so that equal models share it.
@@ -144,13 +144,16 @@ class NumpyroModel(ModelBase):
 
     def check_params(self, arrays, data):
         for site in self.sites.params:
-            value = arrays[site.field]
+            _validation.check_shape(f"init.{site.field}", arrays[site.field], site.shape,
+                                    f"(the shape of param site {site.name!r})")
+        places = where_values_lie((site.constraint, jnp.asarray(arrays[site.field], dtype=jnp.result_type(float)))
+                                  for site in self.sites.params)
+        for site, (satisfied, inside) in zip(self.sites.params, places):
             name = f"init.{site.field}"
-            _validation.check_shape(name, value, site.shape, f"(the shape of param site {site.name!r})")
-            if not np.all(np.asarray(site.constraint.check(jnp.asarray(value)))):
+            if not satisfied:
                 raise ValueError(f"{name} must satisfy the constraint {site.constraint} of param "
                                  f"site {site.name!r}.")
-            if not np.all(np.isfinite(np.asarray(biject_to(site.constraint).inv(jnp.asarray(value))))):
+            if not inside:
                 raise ValueError(f"{name} lies on the boundary of the constraint {site.constraint}; "
                                  "move it inside (e.g. no probability of exactly 0 or 1).")
 

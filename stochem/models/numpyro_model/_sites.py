@@ -9,8 +9,13 @@ unsamplable priors (``dist.ImproperUniform`` plus a ``numpyro.factor``) work:
 * unobserved ``numpyro.sample`` sites are the missing data m;
 * observed sample sites (``obs=...``, and ``numpyro.factor``) are the data o.
 
-Everything here runs on concrete values before any compiled code is traced,
-so bad models get a clear error naming the site and the fix.
+The run is one compiled program (:func:`_run_compiled`): op by op, each of the
+model's operations would compile on its own, which costs more than the whole
+program. The sites' values and latent distributions come back from it as
+concrete arrays; a model that needs concrete values while it runs (Python
+control flow on its data) is run op by op instead (:func:`_run_eagerly`).
+Everything here happens before any EM program is traced, so bad models get a
+clear error naming the site and the fix.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import math
 import re
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from numpyro import handlers
@@ -27,6 +33,8 @@ from numpyro.distributions import constraints
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.primitives import Messenger
+
+from stochem.models.numpyro_model._arguments import ModelArguments
 
 
 class PlateFrame(NamedTuple):
@@ -110,7 +118,16 @@ class ModelSites(NamedTuple):
 
 
 class _require_param_values(Messenger):
-    """Stop at a ``numpyro.param`` without a valid initial value, before the model uses it."""
+    """Stop at a ``numpyro.param`` without a valid initial value, before the model uses it.
+
+    Run op by op (``check_values=True``) the value is checked against its
+    constraint here; a compiled run returns the facts and they are checked
+    after it (:func:`_run_compiled`).
+    """
+
+    def __init__(self, fn=None, check_values: bool = True):
+        self.check_values = check_values
+        super().__init__(fn)
 
     def process_message(self, msg):
         if msg["type"] == "param" and msg["args"] and msg["args"][0] is None and msg["value"] is None:
@@ -121,8 +138,10 @@ class _require_param_values(Messenger):
             )
 
     def postprocess_message(self, msg):
-        if msg["type"] == "param":
-            _check_initial_value(msg["name"], msg["value"], msg["kwargs"].get("constraint", constraints.real))
+        if msg["type"] == "param" and self.check_values:
+            value = jnp.asarray(msg["value"], dtype=jnp.result_type(float))
+            _check_initial_values([(msg["name"], _constraint_of(msg),
+                                    where_values_lie([(_constraint_of(msg), value)])[0])])
 
 
 def field_names(site_names) -> tuple[str, ...]:
@@ -157,27 +176,37 @@ def _plates_of(site) -> tuple:
     return tuple(PlateFrame(frame.name, frame.dim, frame.size) for frame in site["cond_indep_stack"])
 
 
-def _check_initial_value(name, value, constraint) -> None:
-    value = np.asarray(value, dtype=float)
-    inside = np.asarray(constraint.check(jnp.asarray(value)))
-    if not np.all(inside):
-        raise ValueError(
-            f"the initial value of numpyro.param site {name!r} lies outside its constraint "
-            f"{constraint}; give it an initial value that satisfies the constraint."
-        )
-    unconstrained = np.asarray(biject_to(constraint).inv(jnp.asarray(value)))
-    if not np.all(np.isfinite(unconstrained)):
-        raise ValueError(
-            f"the initial value of numpyro.param site {name!r} lies on the boundary of its "
-            f"constraint {constraint} (e.g. a probability of exactly 0 or 1), where the gradient "
-            "M-step cannot start; move it inside."
-        )
+def _constraint_of(param_site):
+    return param_site["kwargs"].get("constraint", constraints.real)
+
+
+def where_values_lie(constraints_and_values) -> list[tuple]:
+    """Per ``(constraint, value)``: whether the value satisfies the constraint, and whether it lies
+    inside it (``T⁻¹(value)`` finite, ``T`` numpyro's bijection onto the constraint), as boolean
+    arrays; op by op on concrete values, or inside a traced program."""
+    return [(jnp.all(constraint.check(value)), jnp.all(jnp.isfinite(biject_to(constraint).inv(value))))
+            for constraint, value in constraints_and_values]
+
+
+def _check_initial_values(params) -> None:
+    """Each ``(name, constraint, (satisfied, inside))`` of a param site's initial value (:func:`where_values_lie`)."""
+    for name, constraint, (satisfied, inside) in params:
+        if not satisfied:
+            raise ValueError(
+                f"the initial value of numpyro.param site {name!r} lies outside its constraint "
+                f"{constraint}; give it an initial value that satisfies the constraint."
+            )
+        if not inside:
+            raise ValueError(
+                f"the initial value of numpyro.param site {name!r} lies on the boundary of its "
+                f"constraint {constraint} (e.g. a probability of exactly 0 or 1), where the gradient "
+                "M-step cannot start; move it inside."
+            )
 
 
 def _param_site(site, field) -> ParamSite:
-    constraint = site["kwargs"].get("constraint", constraints.real)
     value = np.asarray(site["value"], dtype=float)
-    return ParamSite(site["name"], field, constraint, value.shape, value)
+    return ParamSite(site["name"], field, site["constraint"], value.shape, value)
 
 
 def _latent_site(site) -> LatentSite:
@@ -188,16 +217,16 @@ def _latent_site(site) -> LatentSite:
         shape=tuple(np.shape(site["value"])),
         batch_shape=tuple(distribution.batch_shape),
         event_shape=tuple(distribution.event_shape),
-        plates=_plates_of(site),
+        plates=site["plates"],
         is_discrete=bool(distribution.support.is_discrete),
         dtype=jnp.asarray(site["value"]).dtype,
     )
 
 
-def _check_no_subsampling(model_trace) -> None:
-    for site in model_trace.values():
+def _check_no_subsampling(records) -> None:
+    for site in records:
         if site["type"] == "plate":
-            size, subsample_size = site["args"][0], site["args"][1]
+            size, subsample_size = site["size"], site["subsample_size"]
             if subsample_size is not None and subsample_size != size:
                 raise ValueError(
                     f"plate {site['name']!r} subsamples ({subsample_size} of {size}); EM needs "
@@ -212,32 +241,101 @@ def without_sampling(model_fn, rng_seed):
     return handlers.substitute(handlers.seed(model_fn, rng_seed=rng_seed), substitute_fn=init_to_uniform)
 
 
+class _NeedsConcreteValues(Exception):
+    """Raised inside the compiled run when a site's static facts hold traced values."""
+
+
+def _records(model_trace) -> list[dict]:
+    """The facts about each site that the rest needs, one dict per param, sample or plate site."""
+    records = []
+    for site in model_trace.values():
+        if site["type"] == "param":
+            records.append({"type": "param", "name": site["name"], "value": site["value"],
+                            "constraint": _constraint_of(site)})
+        elif site["type"] == "sample":
+            record = {"type": "sample", "name": site["name"], "is_observed": site["is_observed"],
+                      "plates": _plates_of(site), "batch_shape": tuple(site["fn"].batch_shape)}
+            if not site["is_observed"]:
+                record.update(fn=site["fn"], value=site["value"])
+            records.append(record)
+        elif site["type"] == "plate":
+            records.append({"type": "plate", "name": site["name"], "size": site["args"][0],
+                            "subsample_size": site["args"][1]})
+    return records
+
+
+def _run_eagerly(model, args: tuple, kwargs: dict) -> list[dict]:
+    return _records(handlers.trace(model).get_trace(*args, **kwargs))
+
+
+def _run_compiled(model, args: tuple, kwargs: dict) -> list[dict]:
+    """The site records from one compiled run of the model; its array arguments are the program's inputs.
+
+    Values and latent distributions (numpyro distributions are pytrees) are
+    the program's outputs; every other fact must be static.
+
+    Raises:
+        _NeedsConcreteValues: a static fact (a constraint, a plate size) holds a traced value.
+    """
+    arguments = ModelArguments.from_call(args, kwargs)
+    statics = []
+
+    def run(data):
+        traced_args, traced_kwargs = arguments.rebuild(data)
+        records = _records(handlers.trace(model).get_trace(*traced_args, **traced_kwargs))
+        outputs = []
+        for record in records:
+            traced = {key: record.pop(key) for key in ("value", "fn") if key in record}
+            if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(record)):
+                raise _NeedsConcreteValues(record["name"])
+            if record["type"] == "param":
+                value = jnp.asarray(traced["value"], dtype=jnp.result_type(float))
+                traced["place"] = where_values_lie([(record["constraint"], value)])[0]
+            outputs.append(traced)
+        statics.extend(records)
+        return outputs
+
+    outputs = jax.jit(run)(arguments.data())
+    records = [{**record, **traced} for record, traced in zip(statics, outputs)]
+    _check_initial_values([(record["name"], record["constraint"], record["place"])
+                           for record in records if record["type"] == "param"])
+    return records
+
+
 def trace_sites(model_fn, args: tuple, kwargs: dict) -> ModelSites:
-    """Run the model once (concrete arguments, seed 0, continuous latents not sampled) and describe its sites.
+    """Run the model once (seed 0, continuous latents not sampled) and describe its sites.
+
+    The run is compiled (:func:`_run_compiled`). When that fails (a model that
+    needs concrete values, a bad model, a failed check) the model runs again op
+    by op, which raises the same error as a plain run would, with a note saying
+    where it happened.
 
     Raises:
         ValueError: the model has no param sites; a param has no initial value,
             or one outside its constraint; a plate subsamples.
     """
-    model = _require_param_values(without_sampling(model_fn, 0))
+    model = without_sampling(model_fn, 0)
     try:
-        model_trace = handlers.trace(model).get_trace(*args, **kwargs)
-    except Exception as error:  # keep the original error, and say where it happened
-        error.add_note("(raised while stochem ran the numpyro model once to find its sites)")
-        raise
-    _check_no_subsampling(model_trace)
-    param_traces = [site for site in model_trace.values() if site["type"] == "param"]
-    if not param_traces:
+        records = _run_compiled(_require_param_values(model, check_values=False), args, kwargs)
+    except Exception:  # noqa: BLE001  (the op-by-op run below raises the error a plain run gives, or succeeds)
+        try:
+            records = _run_eagerly(_require_param_values(model), args, kwargs)
+        except Exception as error:  # keep the original error, and say where it happened
+            error.add_note("(raised while stochem ran the numpyro model once to find its sites)")
+            raise
+    _check_no_subsampling(records)
+    param_records = [site for site in records if site["type"] == "param"]
+    if not param_records:
         raise ValueError(
             "the numpyro model has no numpyro.param sites, so EM has no parameters to fit; "
             "declare each parameter with numpyro.param(name, init_value, constraint=...) "
             "(numpyro.sample sites without obs= are the missing data, not parameters)."
         )
-    fields = field_names([site["name"] for site in param_traces])
-    params = tuple(_param_site(site, field) for site, field in zip(param_traces, fields))
-    samples = [site for site in model_trace.values() if site["type"] == "sample"]
+    fields = field_names([site["name"] for site in param_records])
+    params = tuple(_param_site(site, field) for site, field in zip(param_records, fields))
+    samples = [site for site in records if site["type"] == "sample"]
     latents = tuple(_latent_site(site) for site in samples if not site["is_observed"])
-    observed = tuple(ObservedSite(site["name"], _plates_of(site), math.prod(site["fn"].batch_shape))
+    observed = tuple(ObservedSite(site["name"], site["plates"], math.prod(site["batch_shape"]))
                      for site in samples if site["is_observed"])
     return ModelSites(params, latents, observed)
 
