@@ -21,7 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ("gmm_vs_sklearn", "mc_cost", "repeated_fit", "seeds_batch", "memory", "hmm_vs_hmmlearn",
-           "app_wall_time")
+           "minibatch_rows", "app_wall_time")
 
 
 def run_script(name: str, quick: bool, goals_path: Path) -> list:
