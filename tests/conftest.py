@@ -29,7 +29,6 @@ import tempfile
 from pathlib import Path
 
 import jax
-import pytest
 
 from tests.xla_flags import use_fast_xla_compilation
 
@@ -65,17 +64,3 @@ def pytest_configure(config):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Tests that share a module-scoped fixture go to one xdist worker, so the fixture is built once.
-
-    ``pyproject.toml`` runs xdist with ``--dist loadgroup``: tests in an
-    ``xdist_group`` stay together, the others are shared out one by one. Without
-    this, both workers built the two-process children of ``test_distributed.py``
-    (about 20 s each) and every other module-scoped fixture.
-    """
-    for item in items:
-        definitions = item._fixtureinfo.name2fixturedefs.values()
-        if any(definition[-1].scope == "module" for definition in definitions):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
