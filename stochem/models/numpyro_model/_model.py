@@ -24,7 +24,6 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
