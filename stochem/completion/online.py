@@ -1,9 +1,10 @@
 """Online EM (Cappé & Moulines 2009): statistics of random minibatches, smoothed by stochastic approximation.
 
-Each iteration draws ``batch_size`` rows without replacement, completes them
-(exactly, or by sampling), scales their statistics to the full data size
-(N / batch_size: the statistics are sums over rows) and feeds them to the
-Robbins–Monro recursion::
+Each iteration draws ``batch_size`` rows without replacement (every subset
+equally likely, at a cost that does not grow with the number of rows N:
+:mod:`stochem.subsets`), completes them (exactly, or by sampling), scales
+their statistics to the full data size (N / batch_size: the statistics are
+sums over rows) and feeds them to the Robbins–Monro recursion::
 
     S_k = S_{k-1} + γ_k ((N / B) T_batch(θ_{k-1}) − S_{k-1}),   θ_k = M(S_k).
 
