@@ -321,6 +321,22 @@ def test_bad_models_are_refused_when_built(model_fn, args, message):
         se.models.from_numpyro(model_fn, *args)
 
 
+
+def _bound_from_the_data(y):
+    """A param whose constraint is built from the data: a traced value when the model runs compiled."""
+    location = numpyro.param("location", 0.5, constraint=constraints.interval(-10.0, jnp.max(y) + 1.0))
+    with numpyro.plate("data", y.shape[0]):
+        numpyro.sample("y", dist.Normal(location, 1.0), obs=y)
+
+
+def test_a_model_whose_sites_need_concrete_values_is_built_op_by_op():
+    """from_numpyro runs the model compiled; a constraint made of traced values sends it to the
+    op-by-op run, which gives the concrete constraint."""
+    model = se.models.from_numpyro(_bound_from_the_data, Y)
+    (site,) = model.sites.params
+    assert float(site.constraint.upper_bound) == float(np.max(Y)) + 1.0
+    assert not isinstance(site.constraint.upper_bound, jax.core.Tracer)
+
 def test_a_model_mixing_discrete_and_continuous_sites_in_one_plate_is_built():
     model = se.models.from_numpyro(_mixed_latent, Y)
     assert isinstance(model, se.models.numpyro_model.MixedNumpyroModel)
