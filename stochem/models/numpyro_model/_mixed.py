@@ -31,6 +31,7 @@ from numpyro.distributions.util import sum_rightmost
 from numpyro.primitives import factor
 
 from stochem.capabilities import ExactEStep, PosteriorSampler, TractableLikelihood
+from stochem.compiled import call_compiled
 from stochem.models.numpyro_model._enumerated import (
     EnumerationPlan,
     check_table_structure,
@@ -136,18 +137,18 @@ class MixedNumpyroModel(SampledLatentsModel):
         local, _ = self._tables(self._with_continuous(params, latent), data)
         return jax.nn.softmax(local, axis=-1)
 
+    def _configuration_log_probs(self, params, data, latent) -> dict:
+        """``{site: log prob}`` under every configuration of the discrete sites, continuous sites at ``latent``."""
+        args, kwargs = self.arguments.rebuild(data)
+        return configuration_log_probs(self._with_continuous(params, latent), args, kwargs,
+                                       self.discrete_sites, self.plan, self._discrete_shapes)
+
     def check_structure(self, params, data, latent) -> None:
         """On concrete values: sites outside the discrete sites' plate do not depend on them.
 
-        The log probabilities are computed by one compiled program (op by op, each
-        operation of the model would compile on its own).
+        The log probabilities are computed by one compiled program (:mod:`stochem.compiled`).
         """
-        def log_probs_of(params, data, latent):
-            args, kwargs = self.arguments.rebuild(data)
-            return configuration_log_probs(self._with_continuous(params, latent), args, kwargs,
-                                           self.discrete_sites, self.plan, self._discrete_shapes)
-
-        log_probs = jax.jit(log_probs_of)(params, data, latent)
+        log_probs = call_compiled(self._configuration_log_probs, params, data, latent)
         check_table_structure(self.plan, log_probs, [site.name for site in self.discrete_sites])
 
     def latent_posterior(self, params, data=None, *, key=0, num_samples=1000, num_warmup=500) -> LatentPosterior:
