@@ -15,13 +15,16 @@ The tests' programs are small and run briefly, so XLA's compilation costs
 more than it saves. By default the tests compile fast: at XLA's
 ``--xla_backend_optimization_level=0`` (no LLVM optimization) and with
 ``--xla_cpu_use_fusion_emitters=false`` (XLA CPU's older loop emitters instead
-of its MLIR fusion emitters). Measured on the 2-core CPU, on
+of its MLIR fusion emitters), and with
+``--xla_cpu_parallel_codegen_split_count=1`` (one LLVM module per program: the
+workers already keep every core busy). Measured on the 2-core CPU, on
 ``tests/test_sample_weights.py`` with no cache: 22.6 s of compilation at level
 0 with the fusion emitters, 8.4 s without them (17.2 s at XLA's default level
-without them). Both are compile options, so these programs have their own
-cache entries. ``--xla-compile=default`` compiles as users' programs do;
+without them); one codegen split takes another 10% off the CPU time of that
+module and ``tests/models/test_gaussian_mixture.py``. All are compile options,
+so these programs have their own cache entries. ``--xla-compile=default`` compiles as users' programs do;
 subprocesses the tests start inherit the choice through ``XLA_FLAGS``, except
-the benchmark scripts' (``tests/xla_flags.py``).
+the benchmark scripts' (``tests/process_settings.py``).
 """
 
 import os
@@ -30,7 +33,7 @@ from pathlib import Path
 
 import jax
 
-from tests.xla_flags import use_fast_xla_compilation
+from tests.process_settings import use_test_process_settings
 
 jax.config.update("jax_enable_x64", True)
 
@@ -53,8 +56,7 @@ def jax_cache_folder(config) -> Path | None:
 
 
 def pytest_configure(config):
-    if config.getoption("--xla-compile") == "fast":
-        use_fast_xla_compilation()
+    use_test_process_settings(fast_compilation=config.getoption("--xla-compile") == "fast")
     folder = jax_cache_folder(config)
     if folder is None:
         return

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.xla_flags import users_environment
+from tests.process_settings import users_environment
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPOSITORY / "experiments" / "benchmarks"
