@@ -165,6 +165,8 @@ def test_complete_loglik_is_the_log_joint_through_the_statistics(covariance_type
 # --- 4. exact EM never decreases the likelihood ------------------------------------------------
 
 
+# A collapsing component makes the fit warn that ℓ decreased; such examples are rejected below.
+@pytest.mark.filterwarnings("ignore:exact EM's log-likelihood decreased:RuntimeWarning")
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(covariance_type=st.sampled_from(COVARIANCE_TYPES), seed=st.integers(0, 2**32 - 1))
 @example(covariance_type="full", seed=3434)  # a component collapses: exactly singular at iteration 14
