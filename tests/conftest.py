@@ -22,9 +22,15 @@ workers already keep every core busy). Measured on the 2-core CPU, on
 0 with the fusion emitters, 8.4 s without them (17.2 s at XLA's default level
 without them); one codegen split takes another 10% off the CPU time of that
 module and ``tests/models/test_gaussian_mixture.py``. All are compile options,
-so these programs have their own cache entries. ``--xla-compile=default`` compiles as users' programs do;
-subprocesses the tests start inherit the choice through ``XLA_FLAGS``, except
-the benchmark scripts' (``tests/process_settings.py``).
+so these programs have their own cache entries. ``--xla-compile=default``
+compiles as users' programs do.
+
+The workers and the subprocesses the tests start also run with one OpenBLAS
+thread and, when Debian's ``libjemalloc2`` is installed, with jemalloc as their
+allocator (``--allocator=system`` keeps glibc's); they inherit these settings
+through their environment, except the benchmark scripts, which run as users'
+programs do (``tests/process_settings.py``). Each worker collects garbage
+between tests, not during them (:func:`pytest_collection_finish`).
 """
 
 import gc
@@ -48,7 +54,10 @@ def pytest_addoption(parser):
                           f"default $JAX_COMPILATION_CACHE_DIR or {DEFAULT_CACHE})")
     parser.addoption("--xla-compile", default="fast", choices=("fast", "default"),
                      help="how XLA compiles the tests' programs: 'fast' (default: backend optimization "
-                          "level 0, no fusion emitters) or 'default' (as users' programs)")
+                          "level 0, no fusion emitters, one codegen split) or 'default' (as users' programs)")
+    parser.addoption("--allocator", default="jemalloc", choices=("jemalloc", "system"),
+                     help="memory allocator of the test workers and subprocesses: 'jemalloc' (default, when "
+                          "installed: Debian's libjemalloc2) or 'system' (glibc's)")
 
 
 def jax_cache_folder(config) -> Path | None:
@@ -58,7 +67,8 @@ def jax_cache_folder(config) -> Path | None:
 
 
 def pytest_configure(config):
-    use_test_process_settings(fast_compilation=config.getoption("--xla-compile") == "fast")
+    use_test_process_settings(fast_compilation=config.getoption("--xla-compile") == "fast",
+                              jemalloc=config.getoption("--allocator") == "jemalloc")
     folder = jax_cache_folder(config)
     if folder is None:
         return
