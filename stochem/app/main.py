@@ -10,6 +10,7 @@ JAX is set up (float64, one CPU device per core) when the first job starts.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -23,7 +24,10 @@ from stochem.app.errors import ConfigError
 from stochem.app.paths import config_dir
 
 USAGE_ERROR = 2
+# Objects between two automatic collections of the youngest generation (Python's default: 700).
+GC_YOUNG_THRESHOLD = 10_000
 _jax_ready = False
+_heap_settled = False
 
 
 def prepare_jax() -> None:
@@ -45,6 +49,24 @@ def prepare_jax() -> None:
     _jax_ready = True
 
 
+def settle_the_heap() -> None:
+    """Freeze the objects the imports made and collect garbage less often (once per process).
+
+    Tracing and compiling make many short-lived objects, and with Python's default thresholds the
+    cycle collector keeps walking the long-lived heap of the imported modules. Frozen objects are
+    never walked again. Measured on the 2-core CPU, a tiny ``gmm_mcem`` sweep (two iterations, two
+    seeds, cold cache): 10.2–10.7 s → 10.1 s.
+    """
+    global _heap_settled
+    if _heap_settled:
+        return
+    gc.collect()
+    gc.freeze()
+    _, *older = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
+    _heap_settled = True
+
+
 def run_job(cfg: DictConfig) -> None:
     """The Hydra task function: one job into Hydra's output folder.
 
@@ -56,6 +78,7 @@ def run_job(cfg: DictConfig) -> None:
         prepare_jax()
         from stochem.app import job
 
+        settle_the_heap()
         job.run(cfg, Path(HydraConfig.get().runtime.output_dir))
     except (ValueError, TypeError) as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":

@@ -235,3 +235,13 @@ def test_works_from_a_regular_install_run_elsewhere(tmp_path):
     assert where.stdout.strip().startswith(str(site))  # the installed configs, not the checkout's
     check_report(elsewhere / "sweep", ["faithful"])
     assert os.path.isfile(site / "stochem" / "data" / "faithful.csv")
+
+
+def test_a_job_process_freezes_its_imports_and_collects_garbage_less_often():
+    probe = ("import gc; from stochem.app.main import GC_YOUNG_THRESHOLD, settle_the_heap; "
+             "before = gc.get_threshold(); settle_the_heap(); settle_the_heap(); "
+             "print(before[0], gc.get_threshold()[0] == GC_YOUNG_THRESHOLD, gc.get_threshold()[1:] == before[1:], "
+             "gc.get_freeze_count() > 10_000, gc.isenabled())")
+    report = subprocess.run([sys.executable, "-c", probe], env=app_environment(), capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert report == ["700", "True", "True", "True", "True"]
