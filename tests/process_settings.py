@@ -54,7 +54,7 @@ def use_jemalloc_when_installed() -> None:
 
     XLA's compiler makes and frees many small C++ objects, and glibc's allocator spends a tenth of a
     worker's CPU time on them. Measured on the 2-core CPU, cold cache: the default suite in 343 s with
-    glibc's allocator, 302 s with jemalloc. Takes effect in processes started later: the xdist workers
+    glibc's allocator, 300–319 s with jemalloc. Takes effect in processes started later: the xdist workers
     and the tests' subprocesses. Without the library nothing changes.
     """
     library = ctypes.util.find_library("jemalloc")
